@@ -1,0 +1,1 @@
+"""convgan: a PyTorch Lightning + Hydra template for convolutional GANs."""

@@ -1,0 +1,82 @@
+"""DCGAN generator and discriminator (Radford et al. 2016) for any power-of-two resolution."""
+
+import math
+
+import torch
+from torch import nn
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
+
+
+def num_scales(image_size: int) -> int:
+    """Number of stride-2 blocks between a 4x4 map and `image_size` (64 -> 4)."""
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE or image_size & (image_size - 1):
+        raise ValueError(
+            f"image_size={image_size}: must be a power of two in "
+            f"[{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]"
+        )
+    return int(math.log2(image_size)) - 2
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """The DCGAN paper's init: conv weights N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (latent_dim x 1 x 1) -> 4x4 -> ... -> image, halving the width at each doubling."""
+
+    def __init__(self, image_size: int, channels: int, latent_dim: int = 100, ngf: int = 64):
+        super().__init__()
+        self.latent_dim = latent_dim
+        scales = num_scales(image_size)
+        width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        for _ in range(scales - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms)."""
+
+    def __init__(self, image_size: int, channels: int, ndf: int = 64):
+        super().__init__()
+        scales = num_scales(image_size)
+        # No BatchNorm on the first block (DCGAN paper, section 3).
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        width = ndf
+        for _ in range(scales - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).view(-1)

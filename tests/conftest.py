@@ -1,0 +1,48 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small networks and batches so each CLI run takes seconds on a 2-core CPU.
+TINY = [
+    "model.generator.ngf=8",
+    "model.discriminator.ndf=8",
+    "data.batch_size=16",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+
+
+def run_cli(
+    *args: str, module: str = "src.train", env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Runs `python -m <module> <args>` from the repository root, as a user would."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"`python -m {module} {' '.join(args)}` exited {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-5000:]}"
+        )
+    return result
+
+
+@pytest.fixture
+def train_cli(tmp_path: Path):
+    """Runs a tiny `debug=fast` training through the real CLI into a fresh run dir."""
+
+    def run(*overrides: str, run_dir: Path | None = None, **kwargs) -> Path:
+        run_dir = run_dir or tmp_path / "run"
+        run_cli("debug=fast", *TINY, f"hydra.run.dir={run_dir}", *overrides, **kwargs)
+        return run_dir
+
+    return run

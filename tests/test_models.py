@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from src.models.dcgan import Discriminator, Generator
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_64x64_parameter_counts_match_the_pytorch_dcgan_example():
+    assert count(Generator(image_size=64, channels=3, latent_dim=100, ngf=64)) == 3_576_704
+    assert count(Discriminator(image_size=64, channels=3, ndf=64)) == 2_765_568
+
+
+@pytest.mark.parametrize("image_size", [16, 32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes_for_every_resolution_and_channel_count(image_size, channels):
+    generator = Generator(image_size, channels, latent_dim=16, ngf=4)
+    discriminator = Discriminator(image_size, channels, ndf=4)
+    images = generator(torch.randn(3, 16))
+    assert images.shape == (3, channels, image_size, image_size)
+    assert images.min() >= -1 and images.max() <= 1  # Tanh output
+    assert discriminator(images).shape == (3,)
+
+
+def test_blocks_follow_the_resolution():
+    # One stride-2 block per doubling from 4x4: 32x32 has one block fewer than 64x64.
+    def convs(m):
+        return sum(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules())
+
+    assert convs(Generator(64, 3)) == convs(Generator(32, 3)) + 1 == 5
+    assert convs(Discriminator(64, 3)) == convs(Discriminator(32, 3)) + 1 == 5
+
+
+def test_discriminator_has_no_batchnorm_on_its_first_block_and_no_sigmoid():
+    layers = list(Discriminator(64, 3).net)
+    assert isinstance(layers[0], torch.nn.Conv2d) and isinstance(layers[1], torch.nn.LeakyReLU)
+    assert layers[1].negative_slope == 0.2
+    assert not any(isinstance(m, torch.nn.Sigmoid) for m in layers)
+    assert isinstance(layers[-1], torch.nn.Conv2d)
+
+
+def test_dcgan_initialisation():
+    torch.manual_seed(0)
+    generator = Generator(64, 3)
+    conv_weights = torch.cat(
+        [m.weight.flatten() for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    )
+    bn = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert abs(conv_weights.mean()) < 1e-3 and abs(conv_weights.std() - 0.02) < 1e-3
+    bn_weights = torch.cat([m.weight for m in bn])
+    assert abs(bn_weights.mean() - 1) < 0.01 and abs(bn_weights.std() - 0.02) < 0.005
+    assert all((m.bias == 0).all() for m in bn)
+
+
+@pytest.mark.parametrize("image_size", [0, 8, 48, 512])
+def test_bad_resolution_names_the_value_and_what_is_allowed(image_size):
+    with pytest.raises(ValueError, match=rf"image_size={image_size}: must be a power of two"):
+        Generator(image_size, 1)

@@ -1,0 +1,92 @@
+"""The alternating updates, run through a real Lightning Trainer on real digits."""
+
+import pytest
+import torch
+from pytorch_lightning import Trainer, seed_everything
+
+from src.data.digits import DigitsDataModule
+from src.models.dcgan import Discriminator, Generator
+from src.models.gan_module import GANModule
+
+ADAM = {"name": "adam", "lr": 2e-4, "momentum": 0.5, "beta2": 0.999, "lr_g": None, "lr_d": None}
+
+
+def make_module(**kwargs) -> GANModule:
+    seed_everything(0)
+    return GANModule(
+        Generator(16, 1, latent_dim=8, ngf=4), Discriminator(16, 1, ndf=4), ADAM, **kwargs
+    )
+
+
+def fit_one_batch(module: GANModule) -> GANModule:
+    trainer = Trainer(
+        max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    return module
+
+
+def params(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_d_step_leaves_generator_untouched():
+    # With d_steps_per_g_step=2 the first batch is a D-only batch.
+    module = make_module(d_steps_per_g_step=2)
+    g_before, d_before = params(module.generator), params(module.discriminator)
+    fit_one_batch(module)
+    assert same(params(module.generator), g_before)
+    assert not same(params(module.discriminator), d_before)
+
+
+def test_g_step_leaves_discriminator_untouched_and_computes_no_d_weight_grads():
+    d_only = fit_one_batch(make_module(d_steps_per_g_step=2))
+    both = make_module(d_steps_per_g_step=1)
+    g_before = params(both.generator)
+    d_grad_calls = [0]
+    for p in both.discriminator.parameters():
+        p.register_hook(lambda grad: d_grad_calls.__setitem__(0, d_grad_calls[0] + 1))
+    fit_one_batch(both)
+    # Same seed, same batch: D after "D step + G step" equals D after the D step alone.
+    assert same(params(both.discriminator), params(d_only.discriminator))
+    assert not same(params(both.generator), g_before)
+    # One gradient per D parameter (from the D step): the G step computed none for D.
+    assert d_grad_calls[0] == len(list(both.discriminator.parameters()))
+    assert all(p.requires_grad for p in both.discriminator.parameters())  # restored
+
+
+def test_ema_generator_tracks_the_generator():
+    module = fit_one_batch(make_module(ema_decay=0.5))
+    assert module.sampling_generator is module.generator_ema.module
+    ema, raw = params(module.generator_ema.module), params(module.generator)
+    assert module.generator_ema.n_averaged.item() == 1
+    assert same(ema, raw)  # the first update copies G; later ones average
+
+
+def test_samples_use_running_statistics_and_leave_the_mode_alone():
+    module = make_module()
+    module.generator.train()
+    images = module.sample(module.fixed_noise[:3])
+    assert images.shape == (3, 1, 16, 16)
+    assert module.generator.training
+    # Inference-mode BatchNorm: a sample does not depend on the rest of the batch.
+    assert torch.allclose(module.sample(module.fixed_noise[:1]), images[:1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"loss": "hinge"}, "model.loss='hinge': must be one of bce"),
+        ({"g_objective": "x"}, "model.g_objective='x': must be one of"),
+        ({"d_steps_per_g_step": 0}, "model.d_steps_per_g_step=0: must be >= 1"),
+        ({"ema_decay": 1.0}, r"model.ema_decay=1.0: must be in \[0, 1\)"),
+    ],
+)
+def test_bad_module_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_module(**kwargs)
