@@ -12,9 +12,10 @@ def sigmoid(x: float) -> float:
 
 def test_discriminator_loss_is_the_negated_minimax_value():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
-    expected = -sum(math.log(sigmoid(x)) for x in real.tolist()) / 2 - sum(
-        math.log(1 - sigmoid(x)) for x in fake.tolist()
-    ) / 2
+    expected = (
+        -sum(math.log(sigmoid(x)) for x in real.tolist()) / 2
+        - sum(math.log(1 - sigmoid(x)) for x in fake.tolist()) / 2
+    )
     assert discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
 
 

@@ -51,7 +51,9 @@ class LossPlot(Callback):
             x, y = zip(*steps, strict=True)
             label = name.removeprefix("train/")
             ax.plot(x, y, color=color, alpha=0.2, linewidth=0.8)
-            ax.plot(x, ema(y, self.smoothing), color=color, linewidth=2, label=f"{label} (smoothed)")
+            ax.plot(
+                x, ema(y, self.smoothing), color=color, linewidth=2, label=f"{label} (smoothed)"
+            )
         ax.set_xlabel("training batch")
         ax.set_ylabel("loss")
         ax.set_title("Discriminator and generator losses")

@@ -3,6 +3,7 @@
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningModule
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -26,6 +27,12 @@ class GANModule(LightningModule):
         num_fixed_noise: int = 64,
     ):
         super().__init__()
+        # Plain containers, so checkpoints load with torch.load(weights_only=True).
+        optimizer = (
+            OmegaConf.to_container(optimizer)
+            if isinstance(optimizer, DictConfig)
+            else dict(optimizer)
+        )
         if loss not in LOSSES:
             raise ValueError(f"model.loss={loss!r}: must be one of {', '.join(LOSSES)}")
         generator_loss(torch.zeros(1), g_objective)  # validates the objective name up front

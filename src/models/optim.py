@@ -17,9 +17,7 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """`momentum` is SGD's momentum or Adam's beta1, so one sweep axis covers both."""
     if name == "adam":
-        return torch.optim.Adam(
-            params, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay
-        )
+        return torch.optim.Adam(params, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"optimizer.name={name!r}: must be one of {', '.join(OPTIMIZERS)}")

@@ -28,8 +28,10 @@ def wandb_logger(mode: str | None = None, **kwargs: Any) -> WandbLogger:
     Offline runs write everything under `<save_dir>/wandb/offline-run-*`; upload them later
     with `wandb sync <that dir>`.
     """
-    mode = mode or os.environ.get("WANDB_MODE") or (
-        "online" if wandb_api_key_available() else "offline"
+    mode = (
+        mode
+        or os.environ.get("WANDB_MODE")
+        or ("online" if wandb_api_key_available() else "offline")
     )
     if mode == "offline":
         rank_zero_info("W&B: no API key found, logging offline (upload later with `wandb sync`).")

@@ -1,0 +1,113 @@
+"""`python -m src.train` end to end: the run-directory contract, W&B offline, sweeps."""
+
+import csv
+import re
+from pathlib import Path
+
+import torch
+import yaml
+from PIL import Image
+
+from tests.conftest import TINY, run_cli
+
+METRICS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_fast_run_writes_the_whole_run_directory_contract(train_cli):
+    run_dir = train_cli("logger=csv")
+    for name in ("checkpoints/last.ckpt", "plots/losses.png", "metrics.csv", ".hydra/config.yaml"):
+        assert (run_dir / name).is_file(), name
+    # 8x8 grid of 32x32 images with make_grid's default 2-pixel padding.
+    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4  # debug=fast: 4 batches, logged every step
+    for name in METRICS:
+        values = [float(r[name]) for r in rows]
+        assert all(v == v for v in values), name  # logged every step, no NaN
+    assert all(0 < float(r["train/d_real"]) < 1 for r in rows)
+
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["state_dict"]["fixed_noise"].shape == (64, 100)
+    assert len(checkpoint["optimizer_states"]) == 2
+    assert checkpoint["config"]["optimizer"]["name"] == "adam"
+
+
+def test_image_size_and_channels_flow_from_the_data_config(train_cli):
+    run_dir = train_cli("logger=none", "data.image_size=16", "data.channels=3")
+    config = load_checkpoint(run_dir)["config"]
+    assert config["model"]["generator"]["image_size"] == 16
+    assert config["model"]["discriminator"]["channels"] == 3
+    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 18 + 2, 8 * 18 + 2)
+
+
+def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, tmp_path):
+    # No API key anywhere (HOME without .netrc): the run must go offline by itself.
+    run_dir = train_cli(
+        "logger=wandb", env={"WANDB_MODE": "", "WANDB_API_KEY": "", "HOME": str(tmp_path)}
+    )
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    images = list((offline / "files" / "media" / "images").glob("samples_*.png"))
+    assert len(images) == 1
+    assert Image.open(images[0]).size == (274, 274)
+    # The event log `wandb sync` uploads: protobuf records with the metrics and the config.
+    (events,) = offline.glob("*.wandb")
+    log = events.read_bytes()
+    for name in METRICS:
+        assert log.count(name.encode()) >= 4, name  # one history record per logged step
+    assert b"d_steps_per_g_step" in log and b"ema_decay" in log
+    assert (run_dir / "metrics.csv").is_file()  # the CSV logger runs alongside
+
+
+def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run_cli(
+        "-m", "debug=fast", *TINY, "logger=csv", "trainer.limit_train_batches=2",
+        "optimizer.lr=1e-4,2e-4", "optimizer.momentum=0.5,0.9", f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+    assert len(jobs) == 4
+    settings = set()
+    for job in jobs:
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        assert (job / "samples" / "epoch_000.png").is_file()
+        optimizer = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["optimizer"]
+        settings.add((optimizer["lr"], optimizer["momentum"]))
+    assert settings == {(1e-4, 0.5), (1e-4, 0.9), (2e-4, 0.5), (2e-4, 0.9)}
+
+
+def test_the_articles_sgd_setting_trains(train_cli):
+    run_dir = train_cli("optimizer=sgd", "logger=csv")
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["config"]["optimizer"] == {
+        "name": "sgd", "lr": 2e-4, "momentum": 0.9, "weight_decay": 0.0, "lr_g": None, "lr_d": None,
+    }  # fmt: skip
+    for state in checkpoint["optimizer_states"]:
+        assert state["param_groups"][0]["momentum"] == 0.9
+        assert all("momentum_buffer" in s for s in state["state"].values())
+
+
+def test_fixed_noise_survives_a_resume_with_another_seed(train_cli, tmp_path):
+    first = train_cli("logger=none", "seed=1", run_dir=tmp_path / "first")
+    ckpt = first / "checkpoints" / "last.ckpt"
+    resumed = train_cli(
+        "logger=none", "seed=2", f"ckpt_path={ckpt}", "trainer.max_epochs=2",
+        run_dir=tmp_path / "resumed",
+    )  # fmt: skip
+    noise = load_checkpoint(first)["state_dict"]["fixed_noise"]
+    after = load_checkpoint(resumed)
+    assert torch.equal(after["state_dict"]["fixed_noise"], noise)
+    # It continued from epoch 1 rather than starting over.
+    assert sorted(p.name for p in (resumed / "samples").iterdir()) == ["epoch_001.png"]
+    assert after["global_step"] == 2 * 4 * 2  # 2 epochs x 4 batches x (D step + G step)
+
+
+def test_headline_multi_device_command_is_valid_syntax():
+    result = run_cli("model=dcgan", "trainer.devices=4", "--cfg", "job")
+    config = yaml.safe_load(result.stdout)
+    assert config["trainer"]["devices"] == 4
+    assert config["model"]["_target_"] == "src.models.gan_module.GANModule"
