@@ -62,10 +62,14 @@ def test_g_step_leaves_discriminator_untouched_and_computes_no_d_weight_grads():
 
 def test_ema_generator_tracks_the_generator():
     module = fit_one_batch(make_module(ema_decay=0.5))
-    assert module.sampling_generator is module.generator_ema.module
-    ema, raw = params(module.generator_ema.module), params(module.generator)
-    assert module.generator_ema.n_averaged.item() == 1
-    assert same(ema, raw)  # the first update copies G; later ones average
+    # Warm-up: the first update's decay is min(0.5, 1/10), so EMA = 0.1 * init + 0.9 * G.
+    initial = make_module(ema_decay=0.5)
+    assert module.ema_updates == 1
+    assert module.sampling_generator is module.generator_ema
+    for ema, raw, init in zip(
+        params(module.generator_ema), params(module.generator), params(initial.generator), strict=True
+    ):
+        assert torch.allclose(ema, 0.1 * init + 0.9 * raw, atol=1e-6)
 
 
 def test_samples_use_running_statistics_and_leave_the_mode_alone():
@@ -90,3 +94,21 @@ def test_samples_use_running_statistics_and_leave_the_mode_alone():
 def test_bad_module_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_module(**kwargs)
+
+
+def test_diff_augment_reaches_d_and_is_refused_when_unknown():
+    module = fit_one_batch(make_module(augment=["translation", "cutout"]))
+    assert module.hparams.augment == ["translation", "cutout"]
+    with pytest.raises(ValueError, match=r"model.augment=\['flip'\]: allowed entries are"):
+        make_module(augment=["flip"])
+
+
+def test_ema_batchnorm_statistics_are_measured_for_the_ema_weights():
+    module = fit_one_batch(make_module(ema_decay=0.9))
+    ema = module.sampling_generator
+    norm = next(m for m in ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # Recompute what the first BatchNorm sees for the EMA weights from many noise batches.
+    z = torch.randn(4096, ema.latent_dim)
+    features = ema.net[0](z.view(-1, ema.latent_dim, 1, 1))
+    assert torch.allclose(norm.running_mean, features.mean((0, 2, 3)), atol=0.05)
+    assert norm.momentum == 0.1  # restored after calibration

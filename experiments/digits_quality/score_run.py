@@ -1,7 +1,12 @@
-"""Scores a training run's samples with the digit classifier.
+"""Scores generated digits with the digit classifier (see digit_classifier.py).
 
-    python experiments/digits_quality/score_run.py <run_dir or .ckpt> [--n 1000]
-    python experiments/digits_quality/score_run.py --real     # the held-out real digits
+    python experiments/digits_quality/score_run.py outputs/train/<run>            # last.ckpt
+    python experiments/digits_quality/score_run.py <run>/checkpoints/epoch_*.ckpt # per epoch
+    python experiments/digits_quality/score_run.py --real    # held-out real digits (ceiling)
+    python experiments/digits_quality/score_run.py --noise   # uniform noise (floor)
+
+Prints one JSON line per source: `confident` is the share of 1,000 samples classified with
+confidence >= 0.9, `class_shares` the share of samples given to each digit 0-9.
 """
 
 import argparse
@@ -9,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import hydra
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -20,9 +26,8 @@ from src.models.gan_module import GANModule  # noqa: E402
 
 
 def samples_from_checkpoint(ckpt: Path, n: int, seed: int = 1234) -> torch.Tensor:
-    import hydra
-
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    """n samples as the run shows them (EMA generator if configured), from fixed latents."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     cfg = checkpoint["config"]["model"]
     module = GANModule(
         hydra.utils.instantiate(cfg["generator"]),
@@ -38,18 +43,22 @@ def samples_from_checkpoint(ckpt: Path, n: int, seed: int = 1234) -> torch.Tenso
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run", nargs="?", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path, help="run dirs or .ckpt files")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--real", action="store_true")
+    parser.add_argument("--noise", action="store_true")
     args = parser.parse_args()
     classifier = load_or_train()
+    sources = {}
     if args.real:
-        _, (images, _) = split()
-        result = {"source": "held-out real digits", **score(classifier, images)}
-    else:
-        ckpt = args.run if args.run.suffix == ".ckpt" else args.run / "checkpoints" / "last.ckpt"
-        result = {"source": str(args.run), **score(classifier, samples_from_checkpoint(ckpt, args.n))}
-    print(json.dumps(result))
+        sources["held-out real digits"] = split()[1][0]
+    if args.noise:
+        sources["uniform noise"] = torch.rand(args.n, 1, 32, 32) * 2 - 1
+    for run in args.runs:
+        ckpt = run if run.suffix == ".ckpt" else run / "checkpoints" / "last.ckpt"
+        sources[str(run)] = samples_from_checkpoint(ckpt, args.n)
+    for name, images in sources.items():
+        print(json.dumps({"source": name, **score(classifier, images)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from typing import Any
 
+import copy
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning import LightningModule
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from src.models.augment import POLICIES, diff_augment
 from src.models.losses import LOSSES, discriminator_loss, generator_loss
 from src.models.optim import build_optimizer
 
@@ -24,6 +26,7 @@ class GANModule(LightningModule):
         g_objective: str = "non_saturating",
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
+        augment: list[str] | tuple[str, ...] = (),
         num_fixed_noise: int = 64,
     ):
         super().__init__()
@@ -38,19 +41,20 @@ class GANModule(LightningModule):
         generator_loss(torch.zeros(1), g_objective)  # validates the objective name up front
         if d_steps_per_g_step < 1:
             raise ValueError(f"model.d_steps_per_g_step={d_steps_per_g_step}: must be >= 1")
+        augment = list(augment or [])
+        if unknown := [a for a in augment if a not in POLICIES]:
+            raise ValueError(f"model.augment={unknown}: allowed entries are {', '.join(POLICIES)}")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"model.ema_decay={ema_decay}: must be in [0, 1) (0 disables EMA)")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
-        # An exponential moving average of G's weights (and BN statistics) gives visibly
-        # cleaner samples than the raw G at no training cost (Karras et al. 2018; Yaz et al. 2019).
-        self.generator_ema = (
-            AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            if ema_decay > 0
-            else None
-        )
+        # An exponential moving average of G's weights gives visibly cleaner samples than the
+        # raw G at no training cost (Karras et al. 2018; Yaz et al. 2019).
+        self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if ema_decay else None
+        self.ema_updates = 0
+        self._ema_calibrated_at = -1
         # A buffer, so the sample grids of a resumed run continue from the same noise.
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, generator.latent_dim))
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
@@ -64,8 +68,8 @@ class GANModule(LightningModule):
             fake = self.generator(z)
 
         # D step: D on real and on fake.detach(), so no gradient reaches G.
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake.detach())
+        real_logits = self.discriminator(self.augment(real))
+        fake_logits = self.discriminator(self.augment(fake.detach()))
         d_loss = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
@@ -80,12 +84,13 @@ class GANModule(LightningModule):
         # parameters, so backward computes only the input gradients G needs, no D weight grads.
         if g_turn:
             with self.toggled_optimizer(opt_g):
-                g_loss = generator_loss(self.discriminator(fake), self.hparams.g_objective)
+                fake_logits = self.discriminator(self.augment(fake))
+                g_loss = generator_loss(fake_logits, self.hparams.g_objective)
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
             if self.generator_ema is not None:
-                self.generator_ema.update_parameters(self.generator)
+                self.update_ema()
             logs["train/loss_g"] = g_loss.detach()
 
         # Device tensors, logged on step only: Lightning converts them to numbers every
@@ -97,10 +102,27 @@ class GANModule(LightningModule):
         )  # fmt: skip
         return logs
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees: images under the configured DiffAugment policy (identity if none)."""
+        return diff_augment(images, self.hparams.augment)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """EMA step with the usual warm-up, so early random weights do not linger in the average."""
+        decay = min(self.hparams.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        ema = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema, list(self.generator.parameters()), 1 - decay)
+        self.ema_updates += 1
+
     @property
     def sampling_generator(self) -> nn.Module:
-        """The EMA generator when there is one, else G itself."""
-        return self.generator if self.generator_ema is None else self.generator_ema.module
+        """The EMA generator (BatchNorm statistics recomputed for its weights) or G itself."""
+        if self.generator_ema is None:
+            return self.generator
+        if self._ema_calibrated_at != self.ema_updates:
+            recalibrate_batchnorm(self.generator_ema, self.device)
+            self._ema_calibrated_at = self.ema_updates
+        return self.generator_ema
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:
@@ -122,5 +144,34 @@ class GANModule(LightningModule):
         return [opt_d, opt_g]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ema_updates"] = self.ema_updates
         if self.config is not None:
             checkpoint["config"] = self.config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.ema_updates = checkpoint.get("ema_updates", 0)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    generator: nn.Module, device: torch.device, batches: int = 8, batch_size: int = 256
+) -> None:
+    """Recomputes BatchNorm running statistics for the current weights from fresh noise.
+
+    The EMA weights never ran forward during training, so the running statistics that
+    inference-mode BatchNorm needs must be measured for them (as SWA's update_bn does).
+    Uses a private RNG so sampling never shifts the training noise stream.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = generator.training
+    generator.train()
+    rng = torch.Generator(device=device).manual_seed(0)
+    for _ in range(batches):
+        generator(torch.randn(batch_size, generator.latent_dim, device=device, generator=rng))
+    generator.train(was_training)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum

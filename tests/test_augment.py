@@ -1,0 +1,28 @@
+import torch
+
+from src.models.augment import cutout, diff_augment, translation
+
+
+def test_translation_shifts_whole_images_by_whole_pixels():
+    torch.manual_seed(0)
+    images = -torch.ones(16, 1, 32, 32)
+    images[:, :, 12:20, 12:20] = 1  # a centred square
+    moved = translation(images, ratio=0.125)
+    assert moved.shape == images.shape
+    for before, after in zip(images, moved, strict=True):
+        assert after.sum() == before.sum()  # same square, background filled from the border
+        rows, cols = torch.nonzero(after[0] > 0, as_tuple=True)
+        assert 8 <= rows.min() <= 16 and 8 <= cols.min() <= 16  # shift of at most 4 px
+    assert not torch.equal(moved, images)
+
+
+def test_cutout_blanks_a_square_of_the_given_size():
+    images = torch.ones(8, 3, 16, 16)
+    out = cutout(images, ratio=0.5)
+    assert ((out == -1).sum(dim=(1, 2, 3)) == 3 * 8 * 8).all()
+
+
+def test_augmentation_is_differentiable():
+    images = torch.randn(4, 1, 16, 16, requires_grad=True)
+    diff_augment(images, ["translation", "cutout"]).square().sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
