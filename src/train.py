@@ -5,8 +5,13 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
-from pytorch_lightning import seed_everything
+from pytorch_lightning import (
+    Callback,
+    LightningDataModule,
+    LightningModule,
+    Trainer,
+    seed_everything,
+)
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_info
 
@@ -39,9 +44,8 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
     if not name:
         return None
     if name not in metrics:
-        raise KeyError(
-            f"optimized_metric={name!r} was not logged; logged metrics: {', '.join(sorted(metrics))}"
-        )
+        logged = ", ".join(sorted(metrics))
+        raise KeyError(f"optimized_metric={name!r} was not logged; logged metrics: {logged}")
     value = metrics[name]
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 

@@ -67,7 +67,10 @@ def test_ema_generator_tracks_the_generator():
     assert module.ema_updates == 1
     assert module.sampling_generator is module.generator_ema
     for ema, raw, init in zip(
-        params(module.generator_ema), params(module.generator), params(initial.generator), strict=True
+        params(module.generator_ema),
+        params(module.generator),
+        params(initial.generator),
+        strict=True,
     ):
         assert torch.allclose(ema, 0.1 * init + 0.9 * raw, atol=1e-6)
 

@@ -1,8 +1,7 @@
 """The LightningModule: alternating D and G updates with manual optimization."""
 
-from typing import Any
-
 import copy
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -96,9 +95,11 @@ class GANModule(LightningModule):
         # Device tensors, logged on step only: Lightning converts them to numbers every
         # `log_every_n_steps`, so there is no host-device sync on the other steps.
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        # The progress bar shows epoch means, which need no per-step sync either.
+        epoch_means = {k.removeprefix("train/"): v for k, v in logs.items() if "loss" in k}
         self.log_dict(
-            {"loss_d": logs["train/loss_d"], **({"loss_g": logs["train/loss_g"]} if g_turn else {})},
-            on_step=False, on_epoch=True, prog_bar=True, logger=False, batch_size=real.shape[0],
+            epoch_means, on_step=False, on_epoch=True, prog_bar=True, logger=False,
+            batch_size=real.shape[0],
         )  # fmt: skip
         return logs
 
