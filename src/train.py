@@ -1,5 +1,6 @@
 """Training entry point: `python -m src.train [overrides]` (see conf/train.yaml)."""
 
+import warnings
 from typing import Any
 
 import hydra
@@ -25,6 +26,10 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seeds, builds data/model/callbacks/loggers/trainer from `cfg`, fits, returns metrics."""
+    # The CSV logger writes metrics.csv into the run dir, which always holds .hydra/ already.
+    warnings.filterwarnings(
+        "ignore", message="Experiment logs directory .* exists and is not empty"
+    )
     seed_everything(cfg.seed, workers=True)
     datamodule: LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: LightningModule = hydra.utils.instantiate(cfg.model)
