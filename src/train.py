@@ -1,5 +1,7 @@
 """Training entry point: `python -m src.train [overrides]` (see conf/train.yaml)."""
 
+import logging
+import sys
 import warnings
 from typing import Any
 
@@ -16,6 +18,14 @@ from pytorch_lightning import (
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_info
 
+from src.models.gan_module import DivergenceError
+from src.utils.checkpoint import resolve_ckpt_path
+from src.utils.errors import ConfigError
+from src.utils.loggers import ensure_loggers_start
+from src.utils.validation import validate
+
+log = logging.getLogger(__name__)
+
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     """Instantiates every entry with a `_target_` of a config group such as callbacks/logger."""
@@ -25,7 +35,13 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Seeds, builds data/model/callbacks/loggers/trainer from `cfg`, fits, returns metrics."""
+    """Validates, seeds, builds data/model/callbacks/loggers/trainer, fits, returns metrics.
+
+    Raises ConfigError for a user mistake (before any heavy work) and DivergenceError when
+    the losses stay non-finite.
+    """
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    validate(cfg, ckpt_path)
     # The CSV logger writes metrics.csv into the run dir, which always holds .hydra/ already.
     warnings.filterwarnings(
         "ignore", message="Experiment logs directory .* exists and is not empty"
@@ -35,12 +51,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model: LightningModule = hydra.utils.instantiate(cfg.model)
     model.config = OmegaConf.to_container(cfg, resolve=True)
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"))
-    loggers: list[Logger] = instantiate_list(cfg.get("logger"))
+    loggers: list[Logger] = ensure_loggers_start(instantiate_list(cfg.get("logger")))
     trainer: Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(model.config)
     rank_zero_info(f"Run directory: {cfg.paths.output_dir}")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if cfg.get("ckpt_path") == "auto":
+        found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
+        rank_zero_info(f"ckpt_path=auto: {found}")
+    # weights_only: a checkpoint is data, never code (a pickle payload is refused).
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return dict(trainer.callback_metrics)
 
 
@@ -50,15 +70,30 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
         return None
     if name not in metrics:
         logged = ", ".join(sorted(metrics))
-        raise KeyError(f"optimized_metric={name!r} was not logged; logged metrics: {logged}")
+        raise ConfigError("optimized_metric", name, f"not logged; logged metrics: {logged}")
     value = metrics[name]
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it."""
-    return metric_value(train(cfg), cfg.get("optimized_metric"))
+    """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it.
+
+    A user mistake ends the run with one line on stderr and exit status 2; divergence with
+    status 3. No traceback for either.
+    """
+    try:
+        return metric_value(train(cfg), cfg.get("optimized_metric"))
+    except ConfigError as error:
+        fail(f"config error: {error}", status=2)
+    except DivergenceError as error:
+        fail(str(error), status=3)
+
+
+def fail(message: str, status: int) -> None:
+    logging.shutdown()
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

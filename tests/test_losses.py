@@ -34,5 +34,5 @@ def test_losses_are_finite_for_extreme_logits():
 
 
 def test_unknown_objective_is_refused():
-    with pytest.raises(ValueError, match="model.g_objective='wasserstein': must be one of"):
+    with pytest.raises(ValueError, match="model.g_objective='wasserstein': allowed:"):
         generator_loss(torch.zeros(2), "wasserstein")

@@ -56,5 +56,5 @@ def test_dcgan_initialisation():
 
 @pytest.mark.parametrize("image_size", [0, 8, 48, 512])
 def test_bad_resolution_names_the_value_and_what_is_allowed(image_size):
-    with pytest.raises(ValueError, match=rf"image_size={image_size}: must be a power of two"):
+    with pytest.raises(ValueError, match=rf"data.image_size={image_size}: allowed: a power of two"):
         Generator(image_size, 1)

@@ -88,10 +88,10 @@ def test_samples_use_running_statistics_and_leave_the_mode_alone():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"loss": "hinge"}, "model.loss='hinge': must be one of bce"),
-        ({"g_objective": "x"}, "model.g_objective='x': must be one of"),
-        ({"d_steps_per_g_step": 0}, "model.d_steps_per_g_step=0: must be >= 1"),
-        ({"ema_decay": 1.0}, r"model.ema_decay=1.0: must be in \[0, 1\)"),
+        ({"loss": "hinge"}, "model.loss='hinge': allowed: bce"),
+        ({"g_objective": "x"}, "model.g_objective='x': allowed:"),
+        ({"d_steps_per_g_step": 0}, "model.d_steps_per_g_step=0: allowed: >= 1"),
+        ({"ema_decay": 1.0}, r"model.ema_decay=1.0: allowed: \[0, 1\)"),
     ],
 )
 def test_bad_module_settings_are_refused(kwargs, message):
@@ -102,7 +102,7 @@ def test_bad_module_settings_are_refused(kwargs, message):
 def test_diff_augment_reaches_d_and_is_refused_when_unknown():
     module = fit_one_batch(make_module(augment=["translation", "cutout"]))
     assert module.hparams.augment == ["translation", "cutout"]
-    with pytest.raises(ValueError, match=r"model.augment=\['flip'\]: allowed entries are"):
+    with pytest.raises(ValueError, match=r"model.augment=\['flip'\]: allowed entries:"):
         make_module(augment=["flip"])
 
 

@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from src.train import metric_value, train
+from src.utils.errors import ConfigError
 from tests.conftest import ROOT, TINY
 
 
@@ -30,6 +31,6 @@ def test_train_returns_the_optimized_metric(tmp_path):
     value = metric_value(metrics, cfg.optimized_metric)
     assert isinstance(value, float) and 0 < value < 10
     assert metric_value(metrics, None) is None
-    with pytest.raises(KeyError, match="optimized_metric='val/fid' was not logged"):
+    with pytest.raises(ConfigError, match="optimized_metric='val/fid': not logged"):
         metric_value(metrics, "val/fid")
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()

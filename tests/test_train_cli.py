@@ -84,7 +84,8 @@ def test_the_articles_sgd_setting_trains(train_cli):
     run_dir = train_cli("optimizer=sgd", "logger=csv")
     checkpoint = load_checkpoint(run_dir)
     assert checkpoint["config"]["optimizer"] == {
-        "name": "sgd", "lr": 2e-4, "momentum": 0.9, "weight_decay": 0.0, "lr_g": None, "lr_d": None,
+        "name": "sgd", "lr": 2e-4, "momentum": 0.9, "weight_decay": 0.0, "fused": True,
+            "lr_g": None, "lr_d": None,
     }  # fmt: skip
     for state in checkpoint["optimizer_states"]:
         assert state["param_groups"][0]["momentum"] == 0.9

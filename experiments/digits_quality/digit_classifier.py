@@ -84,7 +84,13 @@ def load_or_train() -> DigitCNN:
 
 @torch.no_grad()
 def score(model: DigitCNN, images: torch.Tensor, threshold: float = 0.9) -> dict[str, object]:
-    """Share of images classified with confidence >= threshold, and each class's share."""
+    """Share of images classified with confidence >= threshold, and each class's share.
+
+    Images at another resolution are resized to the classifier's 32x32 the way the data
+    module resizes the 8x8 originals (bilinear).
+    """
+    if images.shape[-1] != 32:
+        images = F.interpolate(images, size=32, mode="bilinear", align_corners=False)
     probs = torch.cat([model(b).softmax(1) for b in images.split(256)])
     confidence, classes = probs.max(1)
     shares = torch.bincount(classes, minlength=10).float() / len(images)

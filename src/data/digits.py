@@ -2,8 +2,9 @@
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningDataModule
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Dataset
+
+from src.data.base import ImageDataModule
 
 
 def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,40 +18,22 @@ def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor
     return images, torch.from_numpy(digits.target)
 
 
-class _Images(TensorDataset):
-    """Yields bare image tensors (no labels): an unconditional GAN needs only x."""
+class TensorImages(Dataset):
+    """Bare uint8 image tensors (no labels): an unconditional GAN needs only x."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.tensors[0][index]
+        return self.images[index]
 
 
-class DigitsDataModule(LightningDataModule):
-    """Seeded shuffling and drop_last, so every batch has the same size for BatchNorm."""
+class DigitsDataModule(ImageDataModule):
+    """The default data: no root, nothing to download, always small enough to be resident."""
 
-    def __init__(
-        self,
-        image_size: int = 32,
-        channels: int = 1,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.dataset: _Images | None = None
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.dataset is None:
-            images, _ = load_digits_images(self.hparams.image_size, self.hparams.channels)
-            self.dataset = _Images(images)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.hparams.num_workers,
-            generator=torch.Generator().manual_seed(self.hparams.seed),
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+    def build_dataset(self) -> TensorImages:
+        images, _ = load_digits_images(self.hparams.image_size, self.hparams.channels)
+        return TensorImages(((images + 1) * 127.5).round().to(torch.uint8))

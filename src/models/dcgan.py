@@ -5,16 +5,18 @@ import math
 import torch
 from torch import nn
 
+from src.utils.errors import ConfigError
+
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
 
 
 def num_scales(image_size: int) -> int:
     """Number of stride-2 blocks between a 4x4 map and `image_size` (64 -> 4)."""
     if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE or image_size & (image_size - 1):
-        raise ValueError(
-            f"image_size={image_size}: must be a power of two in "
-            f"[{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]"
-        )
+        raise ConfigError(
+            "data.image_size", image_size,
+            f"allowed: a power of two in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
+        )  # fmt: skip
     return int(math.log2(image_size)) - 2
 
 

@@ -1,6 +1,7 @@
 """The LightningModule: alternating D and G updates with manual optimization."""
 
 import copy
+import logging
 from typing import Any
 
 import torch
@@ -11,6 +12,10 @@ from torch import nn
 from src.models.augment import POLICIES, diff_augment
 from src.models.losses import LOSSES, discriminator_loss, generator_loss
 from src.models.optim import build_optimizer
+from src.utils.checkpoint import rng_states, set_rng_states
+from src.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class GANModule(LightningModule):
@@ -27,6 +32,8 @@ class GANModule(LightningModule):
         ema_decay: float = 0.0,
         augment: list[str] | tuple[str, ...] = (),
         num_fixed_noise: int = 64,
+        max_nonfinite_steps: int = 10,
+        collapse_warn_steps: int = 200,
     ):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
@@ -36,15 +43,17 @@ class GANModule(LightningModule):
             else dict(optimizer)
         )
         if loss not in LOSSES:
-            raise ValueError(f"model.loss={loss!r}: must be one of {', '.join(LOSSES)}")
+            raise ConfigError("model.loss", loss, f"allowed: {', '.join(LOSSES)}")
         generator_loss(torch.zeros(1), g_objective)  # validates the objective name up front
         if d_steps_per_g_step < 1:
-            raise ValueError(f"model.d_steps_per_g_step={d_steps_per_g_step}: must be >= 1")
+            raise ConfigError("model.d_steps_per_g_step", d_steps_per_g_step, "allowed: >= 1")
         augment = list(augment or [])
         if unknown := [a for a in augment if a not in POLICIES]:
-            raise ValueError(f"model.augment={unknown}: allowed entries are {', '.join(POLICIES)}")
+            raise ConfigError("model.augment", unknown, f"allowed entries: {', '.join(POLICIES)}")
+        if max_nonfinite_steps < 1:
+            raise ConfigError("model.max_nonfinite_steps", max_nonfinite_steps, "allowed: >= 1")
         if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"model.ema_decay={ema_decay}: must be in [0, 1) (0 disables EMA)")
+            raise ConfigError("model.ema_decay", ema_decay, "allowed: [0, 1) (0 disables EMA)")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
@@ -57,6 +66,8 @@ class GANModule(LightningModule):
         # A buffer, so the sample grids of a resumed run continue from the same noise.
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, generator.latent_dim))
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
+        # Divergence guard state, kept on the device so checking it costs no per-step sync.
+        self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
         real = batch
@@ -72,7 +83,7 @@ class GANModule(LightningModule):
         d_loss = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
-        opt_d.step()
+        d_bad = step_if_finite(opt_d, d_loss)
         logs = {
             "train/loss_d": d_loss.detach(),
             "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
@@ -87,16 +98,21 @@ class GANModule(LightningModule):
                 g_loss = generator_loss(fake_logits, self.hparams.g_objective)
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
-                opt_g.step()
+                g_bad = step_if_finite(opt_g, g_loss)
             if self.generator_ema is not None:
                 self.update_ema()
             logs["train/loss_g"] = g_loss.detach()
+        logs["train/nonfinite_steps"] = self.health.update(
+            d_bad | g_bad if g_turn else d_bad, logs["train/d_real"], logs["train/d_fake"]
+        )
+        if (self.trainer.fit_loop.total_batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self.health.check(self.trainer.fit_loop.total_batch_idx)  # a sync, on log steps only
 
         # Device tensors, logged on step only: Lightning converts them to numbers every
         # `log_every_n_steps`, so there is no host-device sync on the other steps.
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
         # The progress bar shows epoch means, which need no per-step sync either.
-        epoch_means = {k.removeprefix("train/"): v for k, v in logs.items() if "loss" in k}
+        epoch_means = {k.removeprefix("train/"): v for k, v in logs.items() if "/loss" in k}
         self.log_dict(
             epoch_means, on_step=False, on_epoch=True, prog_bar=True, logger=False,
             batch_size=real.shape[0],
@@ -146,11 +162,14 @@ class GANModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ema_updates"] = self.ema_updates
+        checkpoint["rng_states"] = rng_states()  # noise and augmentation continue exactly
         if self.config is not None:
             checkpoint["config"] = self.config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.ema_updates = checkpoint.get("ema_updates", 0)
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
 
 
 @torch.no_grad()
@@ -176,3 +195,73 @@ def recalibrate_batchnorm(
     generator.train(was_training)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: too many consecutive non-finite losses."""
+
+
+def step_if_finite(optimizer: Any, loss: torch.Tensor) -> torch.Tensor:
+    """Steps unless `loss` is non-finite; returns the (device) flag "this update was skipped".
+
+    Fused optimizers take the flag as `found_inf` (the mechanism AMP's GradScaler uses) and skip
+    on the device: no sync. Others need the flag on the host, which costs a sync per step.
+    """
+    bad = ~torch.isfinite(loss.detach())
+    inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
+    if inner.defaults.get("fused"):
+        inner.found_inf, inner.grad_scale = bad.float(), None
+        optimizer.step()
+    elif not bad.item():
+        optimizer.step()
+    return bad
+
+
+class HealthMonitor:
+    """Counts skipped (non-finite) steps and D collapse on the device; `check` reads them.
+
+    Consecutive runs are tracked exactly on every step; `check`, called on logging steps,
+    stops the run if a run of non-finite steps reached `max_nonfinite_steps` since the last
+    check, and warns once per episode of D collapse (d_real > 0.99 and d_fake < 0.01 for
+    `collapse_warn_steps` steps in a row).
+    """
+
+    def __init__(self, max_nonfinite_steps: int, collapse_warn_steps: int):
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.collapse_warn_steps = collapse_warn_steps
+        self.total = self.run = self.worst_run = self.collapse_run = None
+        self.collapse_warned = False
+
+    def update(self, bad: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """Records one step; returns the total count of skipped steps (a device tensor)."""
+        bad = bad.float()
+        if self.total is None:
+            self.total, self.run, self.worst_run, self.collapse_run = (
+                torch.zeros((), device=bad.device) for _ in range(4)
+            )
+        self.total = self.total + bad
+        self.run = (self.run + bad) * bad
+        self.worst_run = torch.maximum(self.worst_run, self.run)
+        collapsed = ((d_real > 0.99) & (d_fake < 0.01)).float()
+        self.collapse_run = (self.collapse_run + collapsed) * collapsed
+        return self.total
+
+    def check(self, step: int) -> None:
+        if self.total is None:
+            return
+        worst, collapse = (int(t) for t in torch.stack([self.worst_run, self.collapse_run]))
+        self.worst_run = torch.zeros_like(self.worst_run)
+        if worst >= self.max_nonfinite_steps:
+            raise DivergenceError(
+                f"training diverged: {worst} consecutive steps with a non-finite loss by batch "
+                f"{step} (model.max_nonfinite_steps={self.max_nonfinite_steps}); those updates "
+                "were skipped and checkpoints/last.ckpt holds the last completed epoch; lower "
+                "optimizer.lr or check the data, then resume with ckpt_path=auto"
+            )
+        if collapse >= self.collapse_warn_steps and not self.collapse_warned:
+            log.warning(
+                "D collapse at batch %d: d_real > 0.99 and d_fake < 0.01 for %d steps in a row; "
+                "G gets little gradient (try augment, a lower lr_d or more G steps)",
+                step, collapse,
+            )  # fmt: skip
+        self.collapse_warned = collapse >= self.collapse_warn_steps

@@ -7,6 +7,8 @@ The logit forms are numerically stable and allowed under autocast, unlike Sigmoi
 import torch
 import torch.nn.functional as F
 
+from src.utils.errors import ConfigError
+
 G_OBJECTIVES = ("non_saturating", "minimax")
 LOSSES = ("bce",)
 
@@ -27,4 +29,4 @@ def generator_loss(fake_logits: torch.Tensor, objective: str = "non_saturating")
         return F.softplus(-fake_logits).mean()
     if objective == "minimax":
         return -F.softplus(fake_logits).mean()
-    raise ValueError(f"model.g_objective={objective!r}: must be one of {', '.join(G_OBJECTIVES)}")
+    raise ConfigError("model.g_objective", objective, f"allowed: {', '.join(G_OBJECTIVES)}")

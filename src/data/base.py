@@ -1,0 +1,158 @@
+"""The image DataModule every dataset shares: a resident fast path and a streaming path.
+
+Datasets yield uint8 CHW tensors already at (channels, image_size, image_size); batches are
+turned into floats in [-1, 1] on the training device (`on_after_batch_transfer`).
+
+- resident: the whole dataset decoded once into one uint8 tensor (cached on disk, keyed by
+  content), kept on the training device; each step slices a batch by index. No per-sample
+  Python work and no worker processes.
+- streaming: a DataLoader with workers, pinned memory and persistent workers for data
+  too large to hold (CelebA, LSUN, big folders).
+
+Both draw the same epoch-seeded order (`sampling.EpochSampler`), so they deliver exactly the
+same batches for a given seed and epoch, and under DDP each rank gets a disjoint shard.
+"""
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from pytorch_lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from src.data.sampling import EpochSampler
+from src.utils.errors import ConfigError
+from src.utils.io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+RESIDENT_CHOICES = ("auto", True, False)
+CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+
+
+class ResidentImages(Dataset):
+    """`dataset[index_tensor]` is a whole batch sliced from one resident uint8 tensor."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.images[index.to(self.images.device)]
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], on whatever device the batch is."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def stack_dataset(dataset: Dataset, num_workers: int = 0) -> torch.Tensor:
+    """Decodes every item of `dataset` once (in order) into one uint8 tensor."""
+    loader = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+    return torch.cat(list(loader)) if len(dataset) else torch.empty(0, dtype=torch.uint8)
+
+
+class ImageDataModule(LightningDataModule):
+    """Subclasses implement `build_dataset` (and `fingerprint` to cache the resident tensor)."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        download: bool = False,
+        image_size: int = 32,
+        channels: int = 1,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        resident: str | bool = "auto",
+        resident_max_gb: float = 4.0,
+        cache_dir: str | None = None,
+    ):
+        super().__init__()
+        if resident not in RESIDENT_CHOICES:
+            raise ConfigError("data.resident", resident, "allowed: auto, true, false")
+        self.save_hyperparameters()
+        self.dataset: Dataset | None = None
+        self.images: torch.Tensor | None = None  # the resident tensor, when resident
+
+    # --- what a dataset provides -------------------------------------------------------
+    def build_dataset(self) -> Dataset:
+        """The streaming dataset: uint8 (channels, image_size, image_size) tensors."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str | None:
+        """A key that changes when the data on disk changes (None: do not cache on disk)."""
+        return None
+
+    # --- Lightning hooks ----------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        self.dataset = self.build_dataset()
+        if len(self.dataset) == 0:
+            raise ConfigError("data.root", self.hparams.root, "no images found there")
+        if self.is_resident:
+            self.images = self.load_resident()
+
+    @property
+    def is_resident(self) -> bool:
+        """resident=auto holds the data when its uint8 tensor fits in `resident_max_gb`."""
+        if self.hparams.resident != "auto":
+            return bool(self.hparams.resident)
+        h = self.hparams
+        size = len(self.dataset) * h.channels * h.image_size**2
+        return size <= h.resident_max_gb * 2**30
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size, device = 0, 1, torch.device("cpu")
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+            device = self.trainer.strategy.root_device
+        h = self.hparams
+        if self.images is not None:
+            self.images = self.images.to(device)
+            sampler = EpochSampler(len(self.images), h.batch_size, h.seed, rank, world_size, True)
+            return DataLoader(ResidentImages(self.images), batch_size=None, sampler=sampler)
+        sampler = EpochSampler(len(self.dataset), h.batch_size, h.seed, rank, world_size)
+        return DataLoader(
+            self.dataset,
+            batch_size=h.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=h.num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=h.num_workers > 0,
+        )  # worker seeds: Lightning's worker_init_fn, since seed_everything(workers=True)
+
+    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        return to_float(batch)
+
+    # --- the resident tensor --------------------------------------------------------------
+    def load_resident(self) -> torch.Tensor:
+        """The decoded uint8 tensor, from the on-disk cache when its content key matches."""
+        path = self.cache_path()
+        if path is not None and path.exists():
+            try:
+                images = torch.load(path, map_location="cpu", weights_only=True)
+                log.info("Resident data from cache %s", path)
+                return images
+            except Exception as error:  # a damaged cache is rebuilt, never trusted
+                log.warning("Ignoring unreadable data cache %s (%s)", path, error)
+        images = stack_dataset(self.dataset, self.hparams.num_workers)
+        if path is not None:
+            atomic_torch_save(images, path)
+        return images
+
+    def cache_path(self) -> Path | None:
+        key = self.fingerprint()
+        if key is None:
+            return None
+        h = self.hparams
+        digest = hashlib.sha1(
+            f"{CACHE_VERSION}|{type(self).__name__}|{key}|{h.image_size}|{h.channels}".encode()
+        ).hexdigest()[:16]
+        base = Path(h.cache_dir) if h.cache_dir else Path(h.root) / ".convgan_cache"
+        return base / f"{type(self).__name__.lower()}_{h.image_size}px_{h.channels}c_{digest}.pt"

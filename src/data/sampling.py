@@ -1,0 +1,74 @@
+"""Epoch-seeded shuffling shared by the resident and the streaming data paths.
+
+The order of epoch `e` depends only on (seed, e), never on how many batches were drawn
+before, so a resumed run sees exactly the batches an uninterrupted one would, and the
+resident and streaming paths see the same images in the same order.
+"""
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DistributedSampler
+
+from src.utils.errors import ConfigError
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of `n` items in `epoch` (the same on every rank and every run)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+
+
+def shard(n: int, seed: int, epoch: int, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's disjoint share of the epoch's permutation: every rank gets n // world_size.
+
+    At most world_size - 1 items (a different few each epoch) sit an epoch out instead of
+    being duplicated as DistributedSampler's padding would.
+    """
+    per_rank = n // world_size
+    return epoch_permutation(n, seed, epoch)[: per_rank * world_size][rank::world_size]
+
+
+class EpochSampler(DistributedSampler):
+    """Yields this rank's indices of each epoch, or (`batches=True`) index tensors per batch.
+
+    A DistributedSampler subclass so Lightning calls `set_epoch` on it and, under DDP, keeps it
+    instead of injecting its own (which would pad with duplicates and reshuffle differently).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        batches: bool = False,
+    ):
+        super().__init__(
+            range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+            drop_last=True,
+        )  # fmt: skip
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.batches = batches
+        self.batches_per_epoch = (num_items // world_size) // batch_size
+        if self.batches_per_epoch == 0:
+            raise ConfigError(
+                "data.batch_size", batch_size,
+                f"allowed: <= {num_items // world_size}, the images each of {world_size} "
+                "process(es) gets",
+            )  # fmt: skip
+
+    def indices(self) -> torch.Tensor:
+        """The indices this rank uses this epoch, whole batches only (drop_last)."""
+        mine = shard(self.num_items, self.seed, self.epoch, self.rank, self.num_replicas)
+        return mine[: self.batches_per_epoch * self.batch_size]
+
+    def __iter__(self) -> Iterator:
+        indices = self.indices()
+        if self.batches:
+            return iter(indices.split(self.batch_size))
+        return iter(indices.tolist())
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * (1 if self.batches else self.batch_size)

@@ -1,0 +1,9 @@
+"""User mistakes (config, data, checkpoint) reported as one line, never as a traceback."""
+
+
+class ConfigError(ValueError):
+    """`<key>=<value>: <what is allowed>`; `src.train` prints it and exits with status 2."""
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r}: {allowed}")

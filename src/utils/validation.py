@@ -1,0 +1,134 @@
+"""Start-up checks of the composed config, before any data is read or any network is built.
+
+Each mistake raises a ConfigError: the key, the bad value, what is allowed. Misspelled keys
+never get here: Hydra's struct mode already refuses overrides of keys that do not exist.
+"""
+
+import os
+from numbers import Real
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from src.models.dcgan import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from src.models.optim import OPTIMIZERS
+from src.utils.checkpoint import load_checkpoint
+from src.utils.errors import ConfigError
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = (
+    "32-true", "32", 32, "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true", "64", 64,
+    "transformer-engine",
+)  # fmt: skip
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check(ok: bool, key: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+def validate_optimizer(cfg: DictConfig) -> None:
+    opt = cfg.optimizer
+    check(opt.name in OPTIMIZERS, "optimizer.name", opt.name, f"allowed: {', '.join(OPTIMIZERS)}")
+    for key in ("lr", "lr_g", "lr_d"):
+        value = opt.get(key)
+        if key != "lr" and value is None:
+            continue
+        check(is_number(value) and value > 0, f"optimizer.{key}", value, "allowed: a number > 0")
+    for key in ("momentum", "beta2"):
+        if key in opt:
+            value = opt[key]
+            check(is_number(value) and 0 <= value < 1, f"optimizer.{key}", value, "allowed: [0, 1)")
+    decay = opt.get("weight_decay", 0)
+    check(is_number(decay) and decay >= 0, "optimizer.weight_decay", decay, "allowed: >= 0")
+
+
+def validate_data(cfg: DictConfig) -> None:
+    data = cfg.data
+    size = data.image_size
+    check(
+        is_int(size) and MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE and not size & (size - 1),
+        "data.image_size", size, f"allowed: a power of two in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
+    )  # fmt: skip
+    check(data.channels in (1, 3), "data.channels", data.channels, "allowed: 1 or 3")
+    check(
+        is_int(data.batch_size) and data.batch_size >= 1,
+        "data.batch_size", data.batch_size, "allowed: an integer >= 1",
+    )  # fmt: skip
+    workers = data.get("num_workers", 0)
+    check(is_int(workers) and workers >= 0, "data.num_workers", workers, "allowed: >= 0")
+    if "root" in data and not data.get("download", False):
+        root = data.root
+        check(
+            root is not None and Path(root).is_dir(), "data.root", root,
+            "no such directory (point it at the dataset, or data.download=true with a network)",
+        )  # fmt: skip
+
+
+def available_devices(accelerator: str) -> int:
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def validate_trainer(cfg: DictConfig) -> None:
+    trainer = cfg.trainer
+    accelerator = trainer.get("accelerator", "auto")
+    check(
+        accelerator in ACCELERATORS, "trainer.accelerator", accelerator,
+        f"allowed: {', '.join(ACCELERATORS)}",
+    )  # fmt: skip
+    devices = trainer.get("devices", "auto")
+    if is_int(devices):
+        available = available_devices(accelerator)
+        kind = "GPUs" if accelerator in ("gpu", "cuda") or torch.cuda.is_available() else "CPUs"
+        check(
+            1 <= devices <= available or devices == -1, "trainer.devices", devices,
+            f"allowed: 1..{available} ({available} {kind} here) or -1 for all",
+        )  # fmt: skip
+    elif devices != "auto" and not isinstance(devices, list | tuple | str):
+        raise ConfigError("trainer.devices", devices, "allowed: a count, a list of ids or auto")
+    precision = trainer.get("precision", "32-true")
+    check(
+        precision in PRECISIONS, "trainer.precision", precision,
+        "allowed: 32-true, bf16-mixed, 16-mixed, bf16-true, 16-true, 64-true",
+    )  # fmt: skip
+    epochs = trainer.get("max_epochs")
+    check(
+        epochs is None or (is_int(epochs) and (epochs >= 1 or epochs == -1)),
+        "trainer.max_epochs", epochs, "allowed: an integer >= 1, or -1 for no limit",
+    )  # fmt: skip
+    every = trainer.get("log_every_n_steps", 50)
+    check(is_int(every) and every >= 1, "trainer.log_every_n_steps", every, "allowed: >= 1")
+
+
+def validate_checkpoint(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """The checkpoint exists, loads weights-only, and was made for the same networks."""
+    if ckpt_path is None:
+        return
+    checkpoint = load_checkpoint(ckpt_path)
+    saved = checkpoint.get("config", {}).get("data", {})
+    for key in ("image_size", "channels"):
+        if key in saved and saved[key] != cfg.data[key]:
+            raise ConfigError(
+                f"data.{key}", cfg.data[key],
+                f"the checkpoint {ckpt_path} was trained with data.{key}={saved[key]}",
+            )  # fmt: skip
+
+
+def validate(cfg: DictConfig, ckpt_path: str | None = None) -> None:
+    """All start-up checks; raises the first ConfigError found."""
+    check(is_int(cfg.seed), "seed", cfg.seed, "allowed: an integer")
+    validate_optimizer(cfg)
+    validate_data(cfg)
+    validate_trainer(cfg)
+    validate_checkpoint(cfg, ckpt_path)
