@@ -1,37 +1,44 @@
-"""Training entry point: `python -m src.train [overrides]` (see conf/train.yaml)."""
+"""Training entry point: `python -m src.train [overrides]` (see conf/train.yaml).
 
-import logging
+Lightning and W&B are imported only after the config has been validated, so a mistake is
+reported within the time it takes to import torch.
+"""
+
 import sys
 import warnings
 from typing import Any
 
 import hydra
-import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning import (
-    Callback,
-    LightningDataModule,
-    LightningModule,
-    Trainer,
-    seed_everything,
-)
-from pytorch_lightning.loggers import Logger
-from pytorch_lightning.utilities import rank_zero_info
 
-from src.models.gan_module import DivergenceError
 from src.utils.checkpoint import resolve_ckpt_path
-from src.utils.errors import ConfigError
-from src.utils.loggers import ensure_loggers_start
+from src.utils.errors import ConfigError, DivergenceError
 from src.utils.validation import validate
 
-log = logging.getLogger(__name__)
+
+def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, re-raising a ConfigError from a constructor as itself.
+
+    Hydra wraps constructor errors in InstantiationException; a user mistake found by one of our
+    constructors should still be reported as its one line.
+    """
+    try:
+        return hydra.utils.instantiate(cfg, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     """Instantiates every entry with a `_target_` of a config group such as callbacks/logger."""
     if not cfg:
         return []
-    return [hydra.utils.instantiate(c) for c in cfg.values() if c and "_target_" in c]
+    return [instantiate(c) for c in cfg.values() if c and "_target_" in c]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -42,17 +49,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     validate(cfg, ckpt_path)
+
+    from pytorch_lightning import Trainer, seed_everything
+    from pytorch_lightning.utilities import rank_zero_info
+
+    from src.utils.loggers import ensure_loggers_start
+
     # The CSV logger writes metrics.csv into the run dir, which always holds .hydra/ already.
     warnings.filterwarnings(
         "ignore", message="Experiment logs directory .* exists and is not empty"
     )
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates: not actionable here.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     seed_everything(cfg.seed, workers=True)
-    datamodule: LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model: LightningModule = hydra.utils.instantiate(cfg.model)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
     model.config = OmegaConf.to_container(cfg, resolve=True)
-    callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"))
-    loggers: list[Logger] = ensure_loggers_start(instantiate_list(cfg.get("logger")))
-    trainer: Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
+    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(model.config)
     rank_zero_info(f"Run directory: {cfg.paths.output_dir}")
@@ -72,7 +87,7 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
         logged = ", ".join(sorted(metrics))
         raise ConfigError("optimized_metric", name, f"not logged; logged metrics: {logged}")
     value = metrics[name]
-    return float(value.item() if isinstance(value, torch.Tensor) else value)
+    return float(value.item() if hasattr(value, "item") else value)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
@@ -91,7 +106,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def fail(message: str, status: int) -> None:
-    logging.shutdown()
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(status)
 

@@ -107,16 +107,28 @@ class ImageDataModule(LightningDataModule):
         return size <= h.resident_max_gb * 2**30
 
     def train_dataloader(self) -> DataLoader:
-        rank, world_size, device = 0, 1, torch.device("cpu")
+        rank, world_size, device, epoch = 0, 1, torch.device("cpu"), None
         if self.trainer is not None:
+            trainer = self.trainer
+            # the epoch being started; current_epoch lags by one right after a resume
+            epoch = lambda: trainer.fit_loop.epoch_progress.current.processed  # noqa: E731
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
             device = self.trainer.strategy.root_device
         h = self.hparams
+        # The loader's own generator (its worker base seed), so creating an epoch's iterator
+        # never draws from the global RNG that the training noise comes from.
+        rng = torch.Generator().manual_seed(h.seed)
         if self.images is not None:
             self.images = self.images.to(device)
-            sampler = EpochSampler(len(self.images), h.batch_size, h.seed, rank, world_size, True)
-            return DataLoader(ResidentImages(self.images), batch_size=None, sampler=sampler)
-        sampler = EpochSampler(len(self.dataset), h.batch_size, h.seed, rank, world_size)
+            sampler = EpochSampler(
+                len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch
+            )
+            return DataLoader(
+                ResidentImages(self.images), batch_size=None, sampler=sampler, generator=rng
+            )
+        sampler = EpochSampler(
+            len(self.dataset), h.batch_size, h.seed, rank, world_size, epoch_source=epoch
+        )
         return DataLoader(
             self.dataset,
             batch_size=h.batch_size,
@@ -125,6 +137,7 @@ class ImageDataModule(LightningDataModule):
             num_workers=h.num_workers,
             pin_memory=device.type == "cuda",
             persistent_workers=h.num_workers > 0,
+            generator=rng,
         )  # worker seeds: Lightning's worker_init_fn, since seed_everything(workers=True)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ before, so a resumed run sees exactly the batches an uninterrupted one would, an
 resident and streaming paths see the same images in the same order.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DistributedSampler
@@ -43,6 +43,7 @@ class EpochSampler(DistributedSampler):
         rank: int = 0,
         world_size: int = 1,
         batches: bool = False,
+        epoch_source: Callable[[], int] | None = None,
     ):
         super().__init__(
             range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
@@ -51,6 +52,10 @@ class EpochSampler(DistributedSampler):
         self.num_items = num_items
         self.batch_size = batch_size
         self.batches = batches
+        # Reads the epoch when iteration starts (the Trainer's epoch progress): after a resume
+        # from an end-of-epoch checkpoint the sampler is iterated before Lightning's epoch
+        # counters catch up, and the first resumed epoch would replay epoch 0's order.
+        self.epoch_source = epoch_source
         self.batches_per_epoch = (num_items // world_size) // batch_size
         if self.batches_per_epoch == 0:
             raise ConfigError(
@@ -61,7 +66,8 @@ class EpochSampler(DistributedSampler):
 
     def indices(self) -> torch.Tensor:
         """The indices this rank uses this epoch, whole batches only (drop_last)."""
-        mine = shard(self.num_items, self.seed, self.epoch, self.rank, self.num_replicas)
+        epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
+        mine = shard(self.num_items, self.seed, epoch, self.rank, self.num_replicas)
         return mine[: self.batches_per_epoch * self.batch_size]
 
     def __iter__(self) -> Iterator:

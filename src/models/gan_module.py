@@ -13,7 +13,7 @@ from src.models.augment import POLICIES, diff_augment
 from src.models.losses import LOSSES, discriminator_loss, generator_loss
 from src.models.optim import build_optimizer
 from src.utils.checkpoint import rng_states, set_rng_states
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, DivergenceError
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +195,6 @@ def recalibrate_batchnorm(
     generator.train(was_training)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
-
-
-class DivergenceError(RuntimeError):
-    """Training diverged: too many consecutive non-finite losses."""
 
 
 def step_if_finite(optimizer: Any, loss: torch.Tensor) -> torch.Tensor:

@@ -1,38 +1,17 @@
-"""Checkpoints: atomic writes, safe (weights-only) reads, RNG states, `ckpt_path=auto`."""
+"""Checkpoints: safe (weights-only) reads, RNG states, `ckpt_path=auto`."""
 
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from src.utils.errors import ConfigError
-from src.utils.io import atomic_torch_save
 
 REQUIRED_KEYS = ("state_dict",)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, made crash-safe: temp file, fsync, rename.
-
-    Lightning's own `_atomic_save` serialises to memory first but then overwrites the target
-    in place, so a kill mid-write leaves a truncated `last.ckpt`. Reads are weights-only.
-    """
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        atomic_torch_save(checkpoint, path)
-
-    def load_checkpoint(
-        self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        return load_checkpoint(path, map_location=map_location)
 
 
 def load_checkpoint(
@@ -49,10 +28,13 @@ def load_checkpoint(
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ConfigError(
-            key, str(path), f"refused: not a weights-only checkpoint ({first[:160]})"
-        ) from None
+        # The weights-only unpickler names the global it refused ("... GLOBAL posix.system
+        # ..."); anything else it cannot parse is simply not a torch checkpoint.
+        if found := re.search(r"GLOBAL (\S+)", str(error)):
+            raise ConfigError(
+                key, str(path), f"refused: it would import {found.group(1)} (code, not weights)"
+            ) from None
+        raise ConfigError(key, str(path), "unreadable or truncated checkpoint") from None
     except (OSError, RuntimeError, EOFError, ValueError) as error:
         raise ConfigError(
             key, str(path), f"unreadable or truncated checkpoint ({type(error).__name__})"

@@ -7,3 +7,7 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!r}: {allowed}")
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: too many consecutive non-finite losses (exit status 3)."""

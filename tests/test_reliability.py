@@ -1,0 +1,172 @@
+"""Crashes and divergence: nothing is lost, runs continue exactly, failures are one line."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning import Trainer, seed_everything
+
+from src.data.digits import DigitsDataModule
+from src.models.dcgan import Generator
+from src.models.gan_module import GANModule, HealthMonitor
+from src.utils.checkpoint import load_checkpoint
+from src.utils.errors import ConfigError
+from tests.conftest import ROOT, TINY, run_cli
+from tests.helpers import PoisonedDiscriminator
+
+DETERMINISTIC = ["trainer.deterministic=true", "logger=csv", "seed=3"]
+
+
+def test_sigkilled_run_resumes_to_the_bitwise_same_weights(tmp_path):
+    """Epochs of 5 batches; the crashed run dies inside epoch 2 and resumes from epoch 1's end."""
+    common = [*TINY, *DETERMINISTIC, "trainer.max_epochs=3", "trainer.limit_train_batches=5"]
+    straight = tmp_path / "straight"
+    run_cli(*common, f"hydra.run.dir={straight}")
+
+    crashed = tmp_path / "crashed"
+    kill = ["+callbacks.kill._target_=tests.helpers.KillAt", "+callbacks.kill.batch=12"]
+    result = run_cli(*common, *kill, f"hydra.run.dir={crashed}", check=False)
+    assert result.returncode == -signal.SIGKILL
+    assert load_checkpoint(crashed / "checkpoints" / "last.ckpt")["epoch"] == 1
+    run_cli(*common, "ckpt_path=auto", f"hydra.run.dir={crashed}")
+
+    a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(crashed / "checkpoints" / "last.ckpt")
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 30)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for p, state in opt_a["state"].items():
+            for key, value in state.items():
+                assert torch.equal(value, opt_b["state"][p][key]), (p, key)
+
+
+def test_ckpt_path_auto_starts_fresh_when_the_run_dir_has_no_checkpoint(train_cli):
+    run_dir = train_cli("logger=csv", "ckpt_path=auto")
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_deterministic_runs_give_identical_metrics(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run_dir in runs:
+        run_cli("debug=fast", *TINY, *DETERMINISTIC, f"hydra.run.dir={run_dir}")
+    a, b = ((run_dir / "metrics.csv").read_text() for run_dir in runs)
+    assert a == b and len(a.splitlines()) == 5
+
+
+WRITER = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from src.utils.io import atomic_torch_save
+for i in range(1_000_000):
+    atomic_torch_save({{"state_dict": {{"w": torch.full((8_000_000,), float(i))}}}}, {path!r})
+"""
+
+
+def test_a_kill_during_saving_never_leaves_a_truncated_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    script = WRITER.format(root=str(ROOT), path=str(path))
+    for delay in (0.9, 1.3, 1.7, 2.1, 2.6):
+        writer = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(delay)  # import torch, then kill somewhere inside a 32 MB write
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        if path.exists():
+            value = load_checkpoint(path)["state_dict"]["w"]
+            assert value.shape == (8_000_000,) and (value == value[0]).all()
+    assert path.exists()
+
+
+class Payload:
+    """A pickle that would create a file when loaded by an unsafe torch.load."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path):
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload(marker)}, evil)
+    with pytest.raises(ConfigError, match="refused"):
+        load_checkpoint(evil)
+    result = run_cli(f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert result.returncode == 2
+    assert "ckpt_path=" in result.stderr and "refused" in result.stderr
+    assert not marker.exists()
+    torch.load(evil, weights_only=False)  # the control: an unsafe load does run it
+    assert marker.exists()
+
+
+def test_wandb_server_unreachable_falls_back_to_offline(tmp_path):
+    """Online mode against a closed loopback port: training goes on, offline files are kept."""
+    env = {
+        "WANDB_MODE": "online",
+        "WANDB_API_KEY": "0" * 40,
+        "WANDB_BASE_URL": "http://127.0.0.1:9",  # discard port: nothing listens
+    }
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "debug=fast", *TINY, "logger.wandb.init_timeout=5", f"hydra.run.dir={run_dir}", env=env
+    )
+    assert "W&B could not start online" in result.stdout + result.stderr
+    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    with open(run_dir / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+
+
+def test_a_nonfinite_step_is_skipped_and_counted():
+    """D's output is NaN on the first batch: neither network moves, the skip is counted."""
+    seed_everything(0)
+    module = GANModule(
+        Generator(16, 1, latent_dim=8, ngf=4),
+        PoisonedDiscriminator(16, 1, ndf=4, poison_from=0),
+        {"name": "adam", "lr": 2e-4, "momentum": 0.5},
+    )
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = Trainer(
+        max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    assert module.health.total.item() == 1
+    for optimizer in trainer.optimizers:  # no Adam step was counted either
+        assert all(s["step"].item() == 0 for s in optimizer.state.values())
+
+
+def test_persistent_divergence_stops_the_run_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    """D turns NaN in epoch 1 (6 batches per epoch, 3 D forwards per batch)."""
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        *TINY, "logger=csv", "trainer.max_epochs=3", "trainer.limit_train_batches=6",
+        "trainer.log_every_n_steps=2", "model.max_nonfinite_steps=3",
+        "model.discriminator._target_=tests.helpers.PoisonedDiscriminator",
+        "+model.discriminator.poison_from=18", f"hydra.run.dir={run_dir}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: training diverged: ") and "model.max_nonfinite_steps=3" in line
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["epoch"] == 0
+    assert all(t.isfinite().all() for t in checkpoint["state_dict"].values())
+
+
+def test_d_collapse_is_warned_once_per_episode(caplog):
+    monitor = HealthMonitor(max_nonfinite_steps=10, collapse_warn_steps=3)
+    ok, collapsed = (torch.tensor(0.6), torch.tensor(0.4)), (torch.tensor(1.0), torch.tensor(0.0))
+    for d_real, d_fake in [ok, collapsed, collapsed, collapsed, collapsed, ok, *[collapsed] * 3]:
+        monitor.update(torch.tensor(False), d_real, d_fake)
+        monitor.check(step=0)
+    warnings = [r for r in caplog.records if "D collapse" in r.getMessage()]
+    assert len(warnings) == 2  # one per episode of >= 3 collapsed steps

@@ -1,0 +1,62 @@
+"""Mistakes on the command line: one line naming the key, the value and what is allowed."""
+
+import pytest
+import torch
+
+from tests.conftest import TINY, run_cli
+
+
+def bad_checkpoints(tmp_path):
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint\n")
+    truncated = tmp_path / "truncated.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(100_000)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:50_000])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    return {"text": text, "truncated": truncated, "foreign": foreign}
+
+
+# (overrides, exit status, what the one line must say). 2: our validation; 1: Hydra's own.
+CASES = [
+    (["optimizer.lr=0"], 2, "optimizer.lr=0: allowed: a number > 0"),
+    (["optimizer.lr=-0.001"], 2, "optimizer.lr=-0.001: allowed: a number > 0"),
+    (["optimizer.lr=fast"], 2, "optimizer.lr='fast': allowed: a number > 0"),
+    (["optimizer.lr_d=0"], 2, "optimizer.lr_d=0: allowed: a number > 0"),
+    (["optimizer.momentum=1.0"], 2, r"optimizer.momentum=1.0: allowed: [0, 1)"),
+    (["optimizer=sgd", "optimizer.momentum=-0.5"], 2, "optimizer.momentum=-0.5: allowed"),
+    (["optimizer.name=rmsprop"], 2, "optimizer.name='rmsprop': allowed: adam, sgd"),
+    (["data.batch_size=0"], 2, "data.batch_size=0: allowed: an integer >= 1"),
+    (["data.batch_size=100000"], 2, "data.batch_size=100000: allowed: <= 1797"),
+    (["data.image_size=48"], 2, "data.image_size=48: allowed: a power of two in [16, 256]"),
+    (["data.image_size=512"], 2, "data.image_size=512: allowed: a power of two"),
+    (["data.channels=2"], 2, "data.channels=2: allowed: 1 or 3"),
+    (["trainer.devices=4096"], 2, "trainer.devices=4096: allowed: 1.."),
+    (["trainer.precision=8"], 2, "trainer.precision=8: allowed:"),
+    (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0: allowed:"),
+    (["model.ema_decay=1.5"], 2, r"model.ema_decay=1.5: allowed: [0, 1)"),
+    (["model.d_steps_per_g_step=0"], 2, "model.d_steps_per_g_step=0: allowed: >= 1"),
+    (["model.augment=[flip]"], 2, "model.augment=['flip']: allowed entries: translation"),
+    (["model.g_objective=wasserstein"], 2, "model.g_objective='wasserstein': allowed:"),
+    (["seed=abc"], 2, "seed='abc': allowed: an integer"),
+    (["ckpt_path=/nonexistent/last.ckpt"], 2, "no such checkpoint file"),
+    (["ckpt_path={text}"], 2, "unreadable or truncated checkpoint"),
+    (["ckpt_path={truncated}"], 2, "unreadable or truncated checkpoint"),
+    (["ckpt_path={foreign}"], 2, "not a convgan/Lightning checkpoint"),
+    (["optimizer.lrr=0.1"], 1, "Could not override 'optimizer.lrr'"),
+    (["optimizer=adamw"], 1, "Could not find 'optimizer/adamw'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "status", "message"), CASES, ids=lambda c: str(c)[:40])
+def test_a_bad_invocation_exits_with_one_clear_line(tmp_path, overrides, status, message):
+    files = bad_checkpoints(tmp_path)
+    overrides = [o.format(**files) for o in overrides]
+    result = run_cli(*TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run", check=False)
+    assert result.returncode == status, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    if status == 2:  # ours: exactly one line on stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: ")
+    assert not (tmp_path / "run" / "checkpoints").exists()  # failed before training
