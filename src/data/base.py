@@ -15,6 +15,8 @@ same batches for a given seed and epoch, and under DDP each rank gets a disjoint
 
 import hashlib
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -86,6 +88,17 @@ class ImageDataModule(LightningDataModule):
     def fingerprint(self) -> str | None:
         """A key that changes when the data on disk changes (None: do not cache on disk)."""
         return None
+
+    def download(self, fetch: Callable[[], object]) -> None:
+        """Runs a torchvision download (data.download=true); a failure is one clear line."""
+        try:
+            fetch()
+        except Exception as error:  # no network, server down, disk full, ...
+            raise ConfigError(
+                "data.download", True,
+                f"the download failed ({type(error).__name__}: {str(error)[:120]}); "
+                "put the files under data.root yourself",
+            ) from None  # fmt: skip
 
     # --- Lightning hooks ----------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -167,5 +180,16 @@ class ImageDataModule(LightningDataModule):
         digest = hashlib.sha1(
             f"{CACHE_VERSION}|{type(self).__name__}|{key}|{h.image_size}|{h.channels}".encode()
         ).hexdigest()[:16]
-        base = Path(h.cache_dir) if h.cache_dir else Path(h.root) / ".convgan_cache"
-        return base / f"{type(self).__name__.lower()}_{h.image_size}px_{h.channels}c_{digest}.pt"
+        name = f"{type(self).__name__.lower()}_{h.image_size}px_{h.channels}c_{digest}.pt"
+        return cache_dir(h.cache_dir, h.root) / name
+
+
+def cache_dir(configured: str | None, root: str | None) -> Path:
+    """`data.cache_dir`, else `<root>/.convgan_cache` when writable, else ~/.cache/convgan."""
+    if configured:
+        return Path(configured)
+    if root is not None:
+        beside = Path(root) / ".convgan_cache"
+        if os.access(beside if beside.is_dir() else root, os.W_OK):
+            return beside
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convgan"

@@ -9,7 +9,7 @@ from numbers import Real
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.models.dcgan import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from src.models.optim import OPTIMIZERS
@@ -66,12 +66,25 @@ def validate_data(cfg: DictConfig) -> None:
     )  # fmt: skip
     workers = data.get("num_workers", 0)
     check(is_int(workers) and workers >= 0, "data.num_workers", workers, "allowed: >= 0")
+    if OmegaConf.is_missing(data, "root"):  # `"root" in data` is False for a missing value
+        raise ConfigError("data.root", "???", "required: the directory that holds the dataset")
     if "root" in data and not data.get("download", False):
         root = data.root
         check(
             root is not None and Path(root).is_dir(), "data.root", root,
             "no such directory (point it at the dataset, or data.download=true with a network)",
         )  # fmt: skip
+
+
+def validate_model(cfg: DictConfig) -> None:
+    """G and D are built for the data's resolution and channels (interpolated by default)."""
+    for net in ("generator", "discriminator"):
+        for key in ("image_size", "channels"):
+            value = cfg.model.get(net, {}).get(key)
+            if value is not None and value != cfg.data[key]:
+                raise ConfigError(
+                    f"model.{net}.{key}", value, f"must match data.{key}={cfg.data[key]}"
+                )
 
 
 def available_devices(accelerator: str) -> int:
@@ -130,5 +143,6 @@ def validate(cfg: DictConfig, ckpt_path: str | None = None) -> None:
     check(is_int(cfg.seed), "seed", cfg.seed, "allowed: an integer")
     validate_optimizer(cfg)
     validate_data(cfg)
+    validate_model(cfg)
     validate_trainer(cfg)
     validate_checkpoint(cfg, ckpt_path)

@@ -1,0 +1,74 @@
+"""CIFAR-10 from its python pickle batches: `<root>/cifar-10-batches-py/data_batch_{1..5}`."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from src.data.arrays import ArrayImages
+from src.data.base import ImageDataModule
+from src.data.idx import content_hash
+from src.utils.errors import ConfigError
+
+FOLDER = "cifar-10-batches-py"
+SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+# The only globals a CIFAR batch pickle needs: numpy arrays (any numpy version), and
+# _codecs.encode, which Python 3 pickles (protocol < 3) use for bytes.
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}  # fmt: skip
+
+
+class ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only: a batch file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def read_batch(path: Path) -> np.ndarray:
+    """A batch file's images as (N, 3, 32, 32) uint8."""
+    try:
+        with open(path, "rb") as file:
+            batch = ArraysOnly(file, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        return data.reshape(-1, 3, 32, 32)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            "data.root", str(path), f"not a CIFAR-10 python batch ({type(error).__name__})"
+        ) from None
+
+
+class CIFAR10DataModule(ImageDataModule):
+    def __init__(self, *args, split: str = "train", **kwargs):
+        super().__init__(*args, **kwargs)
+        if split not in (*SPLITS, "all"):
+            raise ConfigError("data.split", split, "allowed: train, test, all")
+
+    def prepare_data(self) -> None:
+        if self.hparams.download:
+            from torchvision.datasets import CIFAR10
+
+            self.download(lambda: CIFAR10(self.hparams.root, download=True))
+
+    def files(self) -> list[Path]:
+        folder = Path(self.hparams.root) / FOLDER
+        split = self.hparams.split
+        names = SPLITS["train"] + SPLITS["test"] if split == "all" else SPLITS[split]
+        if missing := [n for n in names if not (folder / n).is_file()]:
+            raise ConfigError(
+                "data.root", self.hparams.root, f"missing {FOLDER}/{missing[0]} (the python "
+                "version of CIFAR-10, as torchvision.datasets.CIFAR10 unpacks it)",
+            )  # fmt: skip
+        return [folder / n for n in names]
+
+    def build_dataset(self) -> ArrayImages:
+        images = torch.from_numpy(np.concatenate([read_batch(p) for p in self.files()]))
+        return ArrayImages(images, self.hparams.image_size, self.hparams.channels)
+
+    def fingerprint(self) -> str:
+        return content_hash(self.files())

@@ -1,0 +1,127 @@
+"""Image files on disk: any folder tree (`folder`) and CelebA's aligned images (`celeba`)."""
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from src.data.base import ImageDataModule
+from src.data.transforms import fit_pil
+from src.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class FileImages(Dataset):
+    """Decodes one file per item (resize shorter side + center crop, channel conversion).
+
+    A file that cannot be decoded is reported once and replaced by the next readable one,
+    so one corrupt image among thousands never stops a long run.
+    """
+
+    def __init__(self, paths: list[Path], size: int, channels: int):
+        self.paths, self.size, self.channels = paths, size, channels
+        self.bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        for offset in range(len(self.paths)):
+            i = (index + offset) % len(self.paths)
+            if i in self.bad:
+                continue
+            try:
+                with Image.open(self.paths[i]) as image:
+                    return fit_pil(image, self.size, self.channels)
+            except (OSError, UnidentifiedImageError, ValueError) as error:
+                self.bad.add(i)
+                log.warning("Skipping unreadable image %s (%s)", self.paths[i], error)
+        raise ConfigError("data.root", str(self.paths[0].parent), "no readable image files")
+
+
+def list_images(root: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Every file under `root` (recursively) with one of `extensions`, in a stable order."""
+    extensions = tuple(e.lower() for e in extensions)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+
+
+def stat_fingerprint(root: Path, paths: list[Path]) -> str:
+    """Relative path, size and modification time of every file (reading every byte of a big
+    folder at each start would cost more than decoding it)."""
+    digest = hashlib.sha1()
+    for p in paths:
+        stat = p.stat()
+        digest.update(f"{p.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class FolderDataModule(ImageDataModule):
+    """Any tree of images under `root`: mixed sizes and modes (grey, RGB, RGBA, palette)."""
+
+    def __init__(self, *args, extensions: list[str] | tuple[str, ...] = EXTENSIONS, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._paths: list[Path] | None = None
+
+    def image_root(self) -> Path:
+        return Path(self.hparams.root)
+
+    def paths(self) -> list[Path]:
+        if self._paths is None:
+            self._paths = list_images(self.image_root(), tuple(self.hparams.extensions))
+            if not self._paths:
+                raise ConfigError(
+                    "data.root", self.hparams.root,
+                    f"no images ({', '.join(self.hparams.extensions)}) under it",
+                )  # fmt: skip
+        return self._paths
+
+    def build_dataset(self) -> FileImages:
+        return FileImages(self.paths(), self.hparams.image_size, self.hparams.channels)
+
+    def fingerprint(self) -> str:
+        return stat_fingerprint(self.image_root(), self.paths())
+
+
+CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
+
+
+class CelebADataModule(FolderDataModule):
+    """CelebA's aligned faces: `<root>/celeba/img_align_celeba/*.jpg` (torchvision's layout),
+    `<root>/img_align_celeba/`, or a folder of the images itself. `split` uses
+    `list_eval_partition.txt` when it is there (train/valid/test), else every image."""
+
+    def __init__(self, *args, split: str = "all", **kwargs):
+        super().__init__(*args, **kwargs)
+        if split not in (*CELEBA_SPLITS, "all"):
+            raise ConfigError("data.split", split, "allowed: train, valid, test, all")
+
+    def image_root(self) -> Path:
+        root = Path(self.hparams.root)
+        for candidate in (root / "celeba" / "img_align_celeba", root / "img_align_celeba"):
+            if candidate.is_dir():
+                return candidate
+        return root
+
+    def paths(self) -> list[Path]:
+        paths = super().paths()
+        if self.hparams.split == "all":
+            return paths
+        partition = self.image_root().parent / "list_eval_partition.txt"
+        if not partition.is_file():
+            raise ConfigError(
+                "data.split", self.hparams.split, f"needs {partition} (or use data.split=all)"
+            )
+        wanted = str(CELEBA_SPLITS[self.hparams.split])
+        names = {
+            line.split()[0]
+            for line in partition.read_text().splitlines()
+            if len(line.split()) == 2 and line.split()[1] == wanted
+        }
+        self._paths = [p for p in paths if p.name in names]
+        return self._paths

@@ -1,0 +1,168 @@
+"""Every dataset config, read from a fixture in its real on-disk format, through the real CLI."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.data.cifar import CIFAR10DataModule
+from src.data.folder import CelebADataModule, FolderDataModule
+from src.data.idx import MNISTDataModule
+from src.data.transforms import fit_pil
+from tests import fixtures
+from tests.conftest import TINY, run_cli
+
+WRITERS = {
+    "mnist": fixtures.write_mnist,
+    "fashion_mnist": lambda root: fixtures.write_mnist(root, folder="FashionMNIST", gz=True),
+    "cifar10": fixtures.write_cifar10,
+    "celeba": fixtures.write_celeba,
+    "lsun": fixtures.write_lsun,
+    "folder": fixtures.write_folder,
+    "fake": lambda root: root,
+}
+SIZES = {"mnist": 32, "fashion_mnist": 32, "cifar10": 32, "celeba": 64, "lsun": 64,
+         "folder": 64, "fake": 64}  # fmt: skip
+
+
+def batches(datamodule, epoch: int = 0) -> list[torch.Tensor]:
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [datamodule.on_after_batch_transfer(b, 0) for b in loader]
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_each_dataset_trains_one_fast_epoch_from_its_real_format(tmp_path, name):
+    root = WRITERS[name](tmp_path / "data")
+    run_dir = tmp_path / "run"
+    root_override = [] if name == "fake" else [f"data.root={root}"]
+    run_cli(
+        f"data={name}", *root_override, "debug=fast", *TINY, "data.batch_size=8", "logger=csv",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    grid = Image.open(run_dir / "samples" / "epoch_000.png")
+    assert grid.size == (8 * (SIZES[name] + 2) + 2,) * 2  # G follows the data's resolution
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("make", "writer"),
+    [
+        (lambda root, **kw: CIFAR10DataModule(root=root, channels=3, **kw), "write_cifar10"),
+        (
+            lambda root, **kw: FolderDataModule(root=root, image_size=32, channels=3, **kw),
+            "write_folder",
+        ),
+        (lambda root, **kw: MNISTDataModule(root=root, split="all", **kw), "write_mnist"),
+    ],  # fmt: skip
+)
+def test_resident_path_yields_exactly_the_streaming_batches(tmp_path, make, writer):
+    root = str(getattr(fixtures, writer)(tmp_path))
+    for epoch in (0, 2):
+        resident = batches(make(root, batch_size=8, seed=5, resident=True), epoch)
+        streaming = batches(make(root, batch_size=8, seed=5, resident=False), epoch)
+        assert len(resident) == len(streaming) > 0
+        assert all(torch.equal(r, s) for r, s in zip(resident, streaming, strict=True))
+
+
+def test_resident_tensor_is_cached_by_content(tmp_path, caplog):
+    root = fixtures.write_cifar10(tmp_path)
+    first = CIFAR10DataModule(root=str(root), channels=3)
+    first.setup("fit")
+    (cached,) = (root / ".convgan_cache").glob("*.pt")
+    caplog.set_level(logging.INFO)
+    again = CIFAR10DataModule(root=str(root), channels=3)
+    again.setup("fit")
+    assert "from cache" in caplog.text and torch.equal(first.images, again.images)
+    # different content -> a different key, never the stale tensor
+    fixtures.write_cifar10(root, per_batch=24)
+    changed = CIFAR10DataModule(root=str(root), channels=3)
+    changed.setup("fit")
+    assert len(changed.images) == 120 and len(list((root / ".convgan_cache").glob("*.pt"))) == 2
+    assert cached.is_file()
+
+
+def test_folder_reads_mixed_sizes_and_modes_and_skips_a_corrupt_file(tmp_path, caplog):
+    root = fixtures.write_folder(tmp_path, n=12)
+    datamodule = FolderDataModule(root=str(root), image_size=32, channels=3, batch_size=4)
+    with caplog.at_level(logging.WARNING):
+        datamodule.setup("fit")
+    assert len(datamodule.dataset) == 13  # 12 images + broken.png; notes.txt is not an image
+    assert "broken.png" in caplog.text
+    assert datamodule.images.shape == (13, 3, 32, 32)
+
+
+def test_modes_are_converted_to_the_configured_channels():
+    rgba = Image.fromarray(fixtures.colour_pictures(1, 40, 60)[0]).convert("RGBA")
+    grey = rgba.convert("L")
+    assert fit_pil(rgba, 32, 3).shape == (3, 32, 32)
+    assert fit_pil(rgba, 32, 1).shape == (1, 32, 32)
+    as_rgb = fit_pil(grey, 32, 3)
+    assert torch.equal(as_rgb[0], as_rgb[2])  # grey repeated
+    # shorter side resized then center-cropped: a 40x60 image keeps its middle 40x40
+    wide = np.zeros((40, 60), dtype=np.uint8)
+    wide[:, :8] = 255  # a white stripe at the far left is cropped away
+    assert fit_pil(Image.fromarray(wide), 32, 1).max() == 0
+
+
+def test_celeba_split_uses_the_partition_list(tmp_path):
+    root = str(fixtures.write_celeba(tmp_path, n=48))
+    sizes = {}
+    for split in ("train", "valid", "all"):
+        datamodule = CelebADataModule(root=root, split=split, resident=False, batch_size=4)
+        datamodule.setup("fit")
+        sizes[split] = len(datamodule.dataset)
+    assert sizes == {"train": 36, "valid": 12, "all": 48}
+
+
+def corrupt_idx(root: Path) -> Path:
+    fixtures.write_mnist(root)
+    path = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x01" + path.read_bytes()[4:])
+    return root
+
+
+def evil_cifar(root: Path) -> Path:
+    fixtures.write_cifar10(root)
+    marker = root / "pwned"
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(
+        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    )
+    return root
+
+
+ERRORS = [
+    (["data=mnist"], None, "data.root='???': required"),
+    (["data=mnist", "data.root={tmp}/nowhere"], None, "data.root='{tmp}/nowhere': no such dir"),
+    (["data=mnist", "data.root={tmp}"], None, "no raw/train-images-idx3-ubyte (or .gz)"),
+    (["data=fashion_mnist", "data.root={tmp}"], fixtures.write_mnist, "under FashionMNIST/"),
+    (["data=mnist", "data.root={tmp}"], corrupt_idx, "not an IDX image file"),
+    (["data=cifar10", "data.root={tmp}"], None, "missing cifar-10-batches-py/data_batch_1"),
+    (["data=cifar10", "data.root={tmp}"], evil_cifar, "not a CIFAR-10 python batch"),
+    (["data=folder", "data.root={tmp}"], None, "no images (.png, .jpg, .jpeg, .webp, .bmp)"),
+    (["data=lsun", "data.root={tmp}"], None, "data.classes=['bedroom']: no LMDB database"),
+    (["data=celeba", "data.root={tmp}", "data.split=test"], fixtures.write_folder,
+     "data.split='test': needs"),
+    (["data=fake", "data.num_images=0"], None, "data.num_images=0: allowed: >= 1"),
+    (["data=cifar10", "data.root={tmp}", "data.split=val"], fixtures.write_cifar10,
+     "data.split='val': allowed: train, test, all"),
+    (["model.generator.image_size=64"], None, "model.generator.image_size=64: must match"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "writer", "message"), ERRORS, ids=lambda c: str(c)[:30])
+def test_a_data_mistake_is_one_clear_line(tmp_path, overrides, writer, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    if writer:
+        writer(data)
+    overrides = [o.format(tmp=data) for o in overrides]
+    result = run_cli(*TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run", check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: config error: ") and message.format(tmp=data) in line
+    assert not (data / "pwned").exists()
