@@ -54,20 +54,26 @@ def write_mnist(root: Path, folder: str = "MNIST", n: int = 96, gz: bool = False
 
 
 def write_cifar10(root: Path, per_batch: int = 20) -> Path:
-    """cifar-10-batches-py/data_batch_1..5 + test_batch: pickled dicts with bytes keys."""
+    """cifar-10-batches-py/data_batch_1..5 + test_batch: pickled dicts of numpy arrays, keys
+    as the originals load (torchvision reads them with encoding="latin1")."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         images = colour_pictures(per_batch, seed=i).transpose(0, 3, 1, 2).reshape(per_batch, -1)
         batch = {
-            b"batch_label": name.encode(),
-            b"labels": [int(v) for v in np.arange(per_batch) % 10],
-            b"data": images,
-            b"filenames": [f"img_{i}_{j}.png".encode() for j in range(per_batch)],
+            "batch_label": name,
+            "labels": [int(v) for v in np.arange(per_batch) % 10],
+            "data": images,
+            "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
         }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                            "horse", "ship", "truck"],
+            "num_cases_per_batch": per_batch, "num_vis": 3072}  # fmt: skip
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
     return root
 
 

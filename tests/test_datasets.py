@@ -166,3 +166,25 @@ def test_a_data_mistake_is_one_clear_line(tmp_path, overrides, writer, message):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: config error: ") and message.format(tmp=data) in line
     assert not (data / "pwned").exists()
+
+
+PRESETS = {
+    "dcgan_mnist": fixtures.write_mnist,
+    "dcgan_fashion": lambda root: fixtures.write_mnist(root, folder="FashionMNIST"),
+    "dcgan_cifar10": fixtures.write_cifar10,
+    "dcgan_celeba64": fixtures.write_celeba,
+    "dcgan_lsun64": fixtures.write_lsun,
+}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
+    root = PRESETS[preset](tmp_path / "data")
+    run_dir = tmp_path / "run"
+    run_cli(
+        f"experiment={preset}", f"data.root={root}", "debug=fast", *TINY, "data.batch_size=8",
+        "data.num_workers=0", "logger=csv", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert f"task_name: {preset}" in config
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()

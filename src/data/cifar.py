@@ -34,8 +34,9 @@ def read_batch(path: Path) -> np.ndarray:
     """A batch file's images as (N, 3, 32, 32) uint8."""
     try:
         with open(path, "rb") as file:
-            batch = ArraysOnly(file, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
+            # latin1, as torchvision reads them: the files are Python 2 pickles
+            batch = ArraysOnly(file, encoding="latin1").load()
+        data = np.asarray(batch["data"], dtype=np.uint8)
         return data.reshape(-1, 3, 32, 32)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
         raise ConfigError(
