@@ -106,7 +106,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def fail(message: str, status: int) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    one_line = " ".join(message.split())
+    print(f"error: {one_line}", file=sys.stderr, flush=True)
     sys.exit(status)
 
 

@@ -188,3 +188,16 @@ def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     assert f"task_name: {preset}" in config
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_failed_download_is_one_line(tmp_path):
+    """No network here: torchvision's download fails, the user is told where files go."""
+    result = run_cli(
+        "data=mnist", f"data.root={tmp_path}/mnist", "data.download=true", *TINY, "logger=csv",
+        f"hydra.run.dir={tmp_path}/run", check=False, env={"no_proxy": "*"},
+    )  # fmt: skip
+    if result.returncode == 0:
+        pytest.skip("a network is available here: the download succeeded")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "data.download=True: the download failed" in line and "data.root" in line

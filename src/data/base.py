@@ -94,9 +94,10 @@ class ImageDataModule(LightningDataModule):
         try:
             fetch()
         except Exception as error:  # no network, server down, disk full, ...
+            reason = " ".join(str(error).split())[:160]
             raise ConfigError(
                 "data.download", True,
-                f"the download failed ({type(error).__name__}: {str(error)[:120]}); "
+                f"the download failed ({type(error).__name__}: {reason}); "
                 "put the files under data.root yourself",
             ) from None  # fmt: skip
 
