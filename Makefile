@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all sweep lint format clean
+.PHONY: install train test test-all sweep bench bench-gpu lint format clean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ test-all: install
 ## A small lr x momentum grid sweep (4 short runs)
 sweep: install
 	$(PY) -m src.train -m optimizer.lr=1e-4,2e-4 optimizer.momentum=0.5,0.9 trainer.max_epochs=2 $(ARGS)
+
+## Throughput: the PyTorch DCGAN example's loop vs ours, side by side (CPU, ~4 min); ends with ratio=
+bench: install
+	$(PY) experiments/throughput/bench.py $(ARGS)
+
+## The same on a GPU (bf16, compile variants too)
+bench-gpu: install
+	$(PY) experiments/throughput/bench.py --device cuda $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

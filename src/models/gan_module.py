@@ -34,6 +34,8 @@ class GANModule(LightningModule):
         num_fixed_noise: int = 64,
         max_nonfinite_steps: int = 10,
         collapse_warn_steps: int = 200,
+        channels_last: bool = True,
+        compile: bool = False,
     ):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
@@ -68,9 +70,29 @@ class GANModule(LightningModule):
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
         # Divergence guard state, kept on the device so checking it costs no per-step sync.
         self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
+        self._compiled = False
+
+    def configure_model(self) -> None:
+        """Memory format and compilation, applied once the module is on its device.
+
+        channels_last: NHWC convolutions are faster with oneDNN on CPU (1.15x per step at
+        64x64 here, experiments/throughput) and with Tensor Cores on GPU. compile: G and D are
+        compiled separately, in place, so state_dict keys stay the same (not the whole
+        LightningModule: the training step toggles requires_grad and steps optimizers).
+        """
+        nets = [self.generator, self.discriminator]
+        if self.generator_ema is not None:
+            nets.append(self.generator_ema)
+        if self.hparams.channels_last:
+            for net in nets:
+                net.to(memory_format=torch.channels_last)
+        if self.hparams.compile and not self._compiled:
+            self.generator.compile()
+            self.discriminator.compile()
+            self._compiled = True
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
-        real = batch
+        real = batch.contiguous(memory_format=self.memory_format)
         opt_d, opt_g = self.optimizers()
         g_turn = (batch_idx + 1) % self.hparams.d_steps_per_g_step == 0
         z = torch.randn(real.shape[0], self.generator.latent_dim, device=real.device)
@@ -151,6 +173,10 @@ class GANModule(LightningModule):
             return generator(z.to(self.device))
         finally:
             generator.train(was_training)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.hparams.channels_last else torch.contiguous_format
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         cfg = dict(self.hparams.optimizer)

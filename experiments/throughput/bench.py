@@ -1,0 +1,275 @@
+"""Training throughput: the PyTorch DCGAN example's loop vs our Lightning path, side by side.
+
+    python experiments/throughput/bench.py                 # CPU (`make bench`), ~5 minutes
+    python experiments/throughput/bench.py --device cuda   # the GPU table, one command
+
+(a) `plain`: the PyTorch DCGAN example's procedure (github.com/pytorch/examples dcgan/main.py):
+    D ends in Sigmoid + BCELoss, D on real then on fake.detach() (two backward calls), G
+    through D with D's weights still requiring grad, Adam 2e-4 / 0.5, fresh noise each step,
+    the example's three `.item()` calls per step; contiguous tensors, fp32.
+(b) `ours`: the real Lightning Trainer with `GANModule` (D frozen in the G step, logits,
+    fused Adam, channels_last, losses logged every 10 steps from device tensors) on the
+    resident data path. On GPU also bf16-mixed and compiled variants.
+
+Same networks (src.models.dcgan) for both. Each round times `--warmup` + `--steps` steps of
+every variant in turn (interleaved, so machine drift hits all alike); figures are medians
+over rounds of the steady-state images/s; `ratio=` is the median of the per-round ratios
+ours/plain for the 64x64 case. Peak memory comes from a separate short process per variant.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from src.models.dcgan import Discriminator, Generator  # noqa: E402
+
+GFLOP_PER_IMAGE_64 = 2.29  # per training step at 64x64 with D frozen in the G step (issue 6)
+CASES = {
+    # name: (image_size, channels, ngf=ndf, batch on CPU, batch on GPU)
+    "dcgan64": (64, 3, 64, 64, 128),
+    "digits": (32, 1, 32, 64, 64),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PlainLoop:
+    """The PyTorch DCGAN example's training iteration, verbatim in substance."""
+
+    def __init__(self, size: int, channels: int, width: int, batch: int, device: torch.device):
+        torch.manual_seed(0)
+        self.device, self.batch = device, batch
+        self.G = Generator(size, channels, 100, width).to(device)
+        self.D = nn.Sequential(Discriminator(size, channels, width), nn.Sigmoid()).to(device)
+        self.criterion = nn.BCELoss()
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.data = torch.rand(batch, channels, size, size, device=device) * 2 - 1
+
+    def step(self) -> None:
+        real, b = self.data, self.batch
+        self.D.zero_grad()
+        label = torch.full((b,), 1.0, device=self.device)
+        output = self.D(real).view(-1)
+        err_d_real = self.criterion(output, label)
+        err_d_real.backward()
+        _ = output.mean().item()  # D_x
+        noise = torch.randn(b, 100, device=self.device)
+        fake = self.G(noise)
+        label.fill_(0.0)
+        output = self.D(fake.detach()).view(-1)
+        err_d_fake = self.criterion(output, label)
+        err_d_fake.backward()
+        _ = output.mean().item()  # D_G_z1
+        self.opt_d.step()
+        self.G.zero_grad()
+        label.fill_(1.0)
+        output = self.D(fake).view(-1)
+        err_g = self.criterion(output, label)
+        err_g.backward()
+        _ = output.mean().item()  # D_G_z2
+        self.opt_g.step()
+
+    def run(self, warmup: int, steps: int) -> float:
+        """Images/s over `steps` steps after `warmup` steps."""
+        if steps == 0:
+            for _ in range(warmup):
+                self.step()
+            return 0.0
+        for _ in range(warmup):
+            self.step()
+        sync(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        sync(self.device)
+        return steps * self.batch / (time.perf_counter() - start)
+
+
+class Ours:
+    """GANModule through a real Trainer on the resident data path."""
+
+    def __init__(self, size, channels, width, batch, device, precision="32-true", compile=False):
+        from src.data.fake import FakeDataModule
+        from src.models.gan_module import GANModule
+
+        torch.manual_seed(0)
+        self.device, self.batch, self.precision = device, batch, precision
+        self.module = GANModule(
+            Generator(size, channels, 100, width), Discriminator(size, channels, width),
+            {"name": "adam", "lr": 2e-4, "momentum": 0.5}, compile=compile,
+        )  # fmt: skip
+        self.make_data = lambda n: FakeDataModule(
+            num_images=n, image_size=size, channels=channels, batch_size=batch
+        )
+
+    def run(self, warmup: int, steps: int) -> float:
+        from pytorch_lightning import Callback, Trainer
+        from pytorch_lightning.loggers import CSVLogger
+
+        marks: list[float] = []
+        device = self.device
+
+        class Clock(Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                if trainer.fit_loop.total_batch_idx in (warmup - 1, warmup + steps - 1):
+                    sync(device)
+                    marks.append(time.perf_counter())
+
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(
+                accelerator=device.type, devices=1, precision=self.precision, max_epochs=1,
+                limit_train_batches=warmup + steps, logger=CSVLogger(tmp),
+                log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, callbacks=[Clock()], benchmark=device.type == "cuda",
+            )  # fmt: skip
+            trainer.fit(self.module, datamodule=self.make_data((warmup + steps) * self.batch))
+        if steps == 0:
+            return 0.0
+        return steps * self.batch / (marks[1] - marks[0])
+
+
+class FirstStep:
+    """Callback for `src.train`: prints seconds from process start to the first batch's end."""
+
+    def __new__(cls):
+        from pytorch_lightning import Callback
+
+        class _FirstStep(Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                if trainer.fit_loop.total_batch_idx == 0:
+                    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+                    boot = float(Path("/proc/uptime").read_text().split()[0])
+                    started = ticks / os.sysconf("SC_CLK_TCK")
+                    print(f"FIRST_STEP_AT={boot - started:.2f}", flush=True)
+
+        return _FirstStep()
+
+
+def startup_seconds(logger: str) -> float:
+    """Process start -> end of the first training step of `python -m src.train` (warm cache)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, "-m", "src.train", f"logger={logger}", "debug=fast",
+                f"hydra.run.dir={tmp}", "+callbacks.first._target_=" + __name__.replace(
+                    "__main__", "experiments.throughput.bench") + ".FirstStep"]  # fmt: skip
+        for _ in range(2):  # the first run warms the disk cache; report the second
+            out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.split("FIRST_STEP_AT=")[1].split()[0])
+
+
+def variants(device: torch.device) -> dict[str, dict]:
+    if device.type == "cpu":
+        return {"plain": {}, "ours": {}}
+    return {
+        "plain": {},
+        "ours": {},
+        "ours bf16-mixed": {"precision": "bf16-mixed"},
+        "ours bf16-mixed + compile": {"precision": "bf16-mixed", "compile": True},
+    }
+
+
+def build(name: str, case: str, device: torch.device, options: dict):
+    size, channels, width, cpu_batch, gpu_batch = CASES[case]
+    batch = gpu_batch if device.type == "cuda" else cpu_batch
+    cls = PlainLoop if name == "plain" else Ours
+    return cls(size, channels, width, batch, device, **options), batch
+
+
+def peak_memory(case: str, name: str, device: str) -> dict:
+    """Peak RSS (and GPU memory) of a fresh process running 3 steps of one variant."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-of", case, name, "--device", device],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def vm_hwm_mib() -> float:
+    """This process's peak resident set size (VmHWM), in MiB."""
+    status = Path("/proc/self/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
+
+def memory_of(case: str, name: str, device: torch.device) -> None:
+    runner, _ = build(name, case, device, variants(device)[name])
+    runner.run(1, 0)  # imports, first allocations
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak: measure training only
+    runner.run(1, 3)
+    peak = {"rss_mib": vm_hwm_mib(), "rss_at_start_mib": baseline}
+    if device.type == "cuda":
+        peak["gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(peak))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", nargs="+", default=list(CASES))
+    parser.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.memory_of:
+        return memory_of(*args.memory_of, device)
+
+    import logging
+    import warnings
+
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name_of}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40)}, "cuda": {"dcgan64": (20, 100),
+             "digits": (20, 200)}}[device.type]  # fmt: skip
+    ratio_line = None
+    for case in args.cases:
+        warmup, n = steps[case]
+        runners = {}
+        for name, options in variants(device).items():
+            runners[name], batch = build(name, case, device, options)
+        rates: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(args.rounds):
+            for name, runner in runners.items():
+                rates[name].append(runner.run(warmup, n))
+        print(f"\n{case}: batch {batch}, {n} timed steps after {warmup} warm-up, "
+              f"{args.rounds} rounds")  # fmt: skip
+        for name, values in rates.items():
+            memory = peak_memory(case, name, args.device)
+            line = f"  {name:28s} {statistics.median(values):9.1f} images/s"
+            line += "".join(f", peak {k} {v:,.0f}" for k, v in memory.items())
+            if device.type == "cuda" and case == "dcgan64":
+                line += f", {statistics.median(values) * GFLOP_PER_IMAGE_64 / 1e3:.1f} TFLOP/s"
+            print(line, flush=True)
+        for name in rates:
+            if name != "plain":
+                paired = [o / p for o, p in zip(rates[name], rates["plain"], strict=True)]
+                print(f"  {name} / plain: {statistics.median(paired):.3f}")
+                if case == "dcgan64" and name == "ours":
+                    ratio_line = f"ratio={statistics.median(paired):.3f}"
+    for logger in ("csv", "wandb"):
+        print(f"startup to the first step done, logger={logger}: {startup_seconds(logger):.1f} s")
+    if ratio_line:
+        print(ratio_line)
+
+
+if __name__ == "__main__":
+    main()
