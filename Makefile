@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all sweep bench bench-gpu lint format clean
+.PHONY: install train test test-slow test-all sweep bench bench-gpu lint format clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ train: install
 ## The default test suite (no `slow` tests)
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+## Only the slow tests (CI runs them after `make test`)
+test-slow: install
+	$(PY) -m pytest -q -m slow $(ARGS)
 
 ## Every test, including the slow ones (multi-process DDP, sweeps, notebooks)
 test-all: install

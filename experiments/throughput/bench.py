@@ -20,7 +20,6 @@ ours/plain for the 64x64 case. Peak memory comes from a separate short process p
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -200,20 +199,20 @@ def peak_memory(case: str, name: str, device: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def vm_hwm_mib() -> float:
-    """This process's peak resident set size (VmHWM), in MiB."""
+def proc_status_mib(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, in MiB."""
     status = Path("/proc/self/status").read_text()
-    line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    line = next(line for line in status.splitlines() if line.startswith(field))
     return int(line.split()[1]) / 1024
 
 
 def memory_of(case: str, name: str, device: torch.device) -> None:
     runner, _ = build(name, case, device, variants(device)[name])
     runner.run(1, 0)  # imports, first allocations
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = proc_status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak: measure training only
     runner.run(1, 3)
-    peak = {"rss_mib": vm_hwm_mib(), "rss_at_start_mib": baseline}
+    peak = {"rss_mib": proc_status_mib("VmHWM"), "rss_before_training_mib": before}
     if device.type == "cuda":
         peak["gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(peak))
