@@ -104,7 +104,10 @@ class PlainLoop:
 class Ours:
     """GANModule through a real Trainer on the resident data path."""
 
-    def __init__(self, size, channels, width, batch, device, precision="32-true", compile=False):
+    def __init__(
+        self, size, channels, width, batch, device, precision="32-true", compile=False,
+        channels_last=True,
+    ):  # fmt: skip
         from src.data.fake import FakeDataModule
         from src.models.gan_module import GANModule
 
@@ -113,6 +116,7 @@ class Ours:
         self.module = GANModule(
             Generator(size, channels, 100, width), Discriminator(size, channels, width),
             {"name": "adam", "lr": 2e-4, "momentum": 0.5}, compile=compile,
+            channels_last=channels_last,
         )  # fmt: skip
         self.make_data = lambda n: FakeDataModule(
             num_images=n, image_size=size, channels=channels, batch_size=batch
@@ -173,8 +177,8 @@ def startup_seconds(logger: str) -> float:
 
 
 def variants(device: torch.device) -> dict[str, dict]:
-    if device.type == "cpu":
-        return {"plain": {}, "ours": {}}
+    if device.type == "cpu":  # + one ablation: our step without channels_last
+        return {"plain": {}, "ours": {}, "ours, contiguous NCHW": {"channels_last": False}}
     return {
         "plain": {},
         "ours": {},
