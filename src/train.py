@@ -4,6 +4,7 @@ Lightning and W&B are imported only after the config has been validated, so a mi
 reported within the time it takes to import torch.
 """
 
+import os
 import sys
 import warnings
 from typing import Any
@@ -14,7 +15,45 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.errors import ConfigError, DivergenceError
-from src.utils.validation import validate
+from src.utils.validation import planned_world_size, validate
+
+DATA_PARALLEL = ("auto", "ddp", "gan_ddp")
+
+
+def choose_strategy(trainer_cfg: DictConfig) -> Any:
+    """More than one process: our DDP for the two-optimizer step (src/utils/distributed.py).
+
+    `auto` and `ddp` mean "data parallel" to a user; plain DistributedDataParallel cannot run
+    the alternating D/G updates, so both map to gan_ddp. Any other strategy is passed on.
+    """
+    strategy = trainer_cfg.get("strategy", "auto")
+    if strategy in DATA_PARALLEL and planned_world_size(trainer_cfg) > 1:
+        import src.utils.distributed  # noqa: F401  (registers gan_ddp with Lightning)
+
+        return "gan_ddp"
+    return strategy
+
+
+def relaunch_as_single_run() -> None:
+    """Lets a Hydra multirun job use several processes.
+
+    Lightning starts ranks 1..N-1 by re-running this command line with `hydra.run.dir=` set
+    to Hydra's run dir. In a multirun that command line is the whole sweep (`-m ...`), and
+    the run dir is not the job's directory: each rank would start the sweep again. So the
+    job's own overrides become the command line and its output dir the run dir.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import read_write
+
+    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK"):
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg.run):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
@@ -55,6 +94,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     from src.utils.loggers import ensure_loggers_start
 
+    # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
     # The CSV logger writes metrics.csv into the run dir, which always holds .hydra/ already.
     warnings.filterwarnings(
         "ignore", message="Experiment logs directory .* exists and is not empty"
@@ -67,16 +108,44 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
-    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    strategy = choose_strategy(cfg.trainer)
+    if strategy == "gan_ddp":
+        relaunch_as_single_run()
+    trainer: Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, strategy=strategy
+    )
+    rank_zero_info(
+        f"Effective batch: {cfg.data.batch_size} per device x {trainer.num_devices} device(s) "
+        f"x {trainer.num_nodes} node(s) = "
+        f"{cfg.data.batch_size * trainer.num_devices * trainer.num_nodes} "
+        f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')})"
+    )
     for logger in trainer.loggers:
         logger.log_hyperparams(model.config)
     rank_zero_info(f"Run directory: {cfg.paths.output_dir}")
     if cfg.get("ckpt_path") == "auto":
         found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
         rank_zero_info(f"ckpt_path=auto: {found}")
-    # weights_only: a checkpoint is data, never code (a pickle payload is refused).
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    environment = dict(os.environ)
+    try:
+        # weights_only: a checkpoint is data, never code (a pickle payload is refused).
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        if strategy == "gan_ddp":
+            end_distributed(environment)
     return dict(trainer.callback_metrics)
+
+
+def end_distributed(environment: dict[str, str]) -> None:
+    """Leaves the process as it was, so the next job of a multirun starts its own processes:
+    Lightning's launcher sets MASTER_PORT, LOCAL_RANK, ... in this process's environment
+    and would otherwise take the next job for an already-launched rank."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:

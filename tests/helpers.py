@@ -34,3 +34,14 @@ class PoisonedDiscriminator(Discriminator):
         self.calls += 1
         logits = super().forward(images)
         return logits * float("nan") if self.calls > self.poison_from else logits
+
+
+class DumpWeights(Callback):
+    """Writes each rank's parameters to `<dirpath>/rank_<r>.pt` when training ends."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = dirpath
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
+        torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")

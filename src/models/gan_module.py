@@ -13,6 +13,7 @@ from src.models.augment import POLICIES, diff_augment
 from src.models.losses import LOSSES, discriminator_loss, generator_loss
 from src.models.optim import build_optimizer
 from src.utils.checkpoint import rng_states, set_rng_states
+from src.utils.distributed import all_reduce_gradients, is_distributed
 from src.utils.errors import ConfigError, DivergenceError
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class GANModule(LightningModule):
         d_loss = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
-        d_bad = step_if_finite(opt_d, d_loss)
+        d_bad = step_if_finite(opt_d, d_loss, self.discriminator)
         logs = {
             "train/loss_d": d_loss.detach(),
             "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
@@ -120,7 +121,7 @@ class GANModule(LightningModule):
                 g_loss = generator_loss(fake_logits, self.hparams.g_objective)
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
-                g_bad = step_if_finite(opt_g, g_loss)
+                g_bad = step_if_finite(opt_g, g_loss, self.generator)
             if self.generator_ema is not None:
                 self.update_ema()
             logs["train/loss_g"] = g_loss.detach()
@@ -174,6 +175,17 @@ class GANModule(LightningModule):
         finally:
             generator.train(was_training)
 
+    def on_fit_start(self) -> None:
+        """Under data parallelism every rank draws its own noise and augmentations.
+
+        seed_everything gives all ranks the same RNG state (and a resume restores rank 0's on
+        all of them); a seed drawn from that shared state plus the rank decorrelates them
+        reproducibly. Single-process runs are left untouched.
+        """
+        if self.trainer.world_size > 1:
+            shared = int(torch.randint(0, 2**62, (1,)))
+            torch.manual_seed(shared + self.global_rank)
+
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.hparams.channels_last else torch.contiguous_format
@@ -181,7 +193,9 @@ class GANModule(LightningModule):
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         cfg = dict(self.hparams.optimizer)
         lr_d, lr_g = cfg.pop("lr_d", None), cfg.pop("lr_g", None)
-        lr = cfg.pop("lr")
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        scale = lr_scale(cfg.pop("scale_lr", "none"), world_size)
+        lr, lr_d, lr_g = (None if v is None else v * scale for v in (cfg.pop("lr"), lr_d, lr_g))
         opt_d = build_optimizer(self.discriminator.parameters(), lr=lr_d or lr, **cfg)
         opt_g = build_optimizer(self.generator.parameters(), lr=lr_g or lr, **cfg)
         return [opt_d, opt_g]
@@ -223,13 +237,17 @@ def recalibrate_batchnorm(
         m.momentum = momentum
 
 
-def step_if_finite(optimizer: Any, loss: torch.Tensor) -> torch.Tensor:
-    """Steps unless `loss` is non-finite; returns the (device) flag "this update was skipped".
+def step_if_finite(optimizer: Any, loss: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    """Steps `net` unless `loss` is non-finite; returns the (device) flag "update skipped".
 
+    Under data parallelism the gradients of `net` (only: the other network is not stepping)
+    are averaged over ranks first, and the flag is ORed across ranks in the same collective.
     Fused optimizers take the flag as `found_inf` (the mechanism AMP's GradScaler uses) and skip
     on the device: no sync. Others need the flag on the host, which costs a sync per step.
     """
     bad = ~torch.isfinite(loss.detach())
+    if is_distributed():
+        bad = all_reduce_gradients([p for p in net.parameters() if p.requires_grad], bad)
     inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
     if inner.defaults.get("fused"):
         inner.found_inf, inner.grad_scale = bad.float(), None
@@ -287,3 +305,17 @@ class HealthMonitor:
                 step, collapse,
             )  # fmt: skip
         self.collapse_warned = collapse >= self.collapse_warn_steps
+
+
+LR_SCALING = ("none", "linear", "sqrt")
+
+
+def lr_scale(rule: str, world_size: int) -> float:
+    """lr multiplier for `world_size` data-parallel processes (effective batch x world_size).
+
+    none (default): the DCGAN settings as published, whatever the device count; linear:
+    Goyal et al. 2017's rule for SGD; sqrt: the usual rule for Adam (Krizhevsky 2014).
+    """
+    if rule not in LR_SCALING:
+        raise ConfigError("optimizer.scale_lr", rule, f"allowed: {', '.join(LR_SCALING)}")
+    return {"none": 1.0, "linear": float(world_size), "sqrt": world_size**0.5}[rule]

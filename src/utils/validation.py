@@ -48,6 +48,9 @@ def validate_optimizer(cfg: DictConfig) -> None:
         if key in opt:
             value = opt[key]
             check(is_number(value) and 0 <= value < 1, f"optimizer.{key}", value, "allowed: [0, 1)")
+    scale = opt.get("scale_lr", "none")
+    check(scale in ("none", "linear", "sqrt"), "optimizer.scale_lr", scale,
+          "allowed: none, linear, sqrt")  # fmt: skip
     decay = opt.get("weight_decay", 0)
     check(is_number(decay) and decay >= 0, "optimizer.weight_decay", decay, "allowed: >= 0")
 
@@ -122,6 +125,25 @@ def validate_trainer(cfg: DictConfig) -> None:
     )  # fmt: skip
     every = trainer.get("log_every_n_steps", 50)
     check(is_int(every) and every >= 1, "trainer.log_every_n_steps", every, "allowed: >= 1")
+
+
+def planned_world_size(trainer: DictConfig) -> int:
+    """Processes the run will use: devices per node x nodes (Lightning's rules for `auto`)."""
+    accelerator = trainer.get("accelerator", "auto")
+    devices = trainer.get("devices", "auto")
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if devices == "auto":
+        count = available_devices(accelerator) if gpu else 1
+    elif devices == -1 or devices == "-1":
+        count = available_devices(accelerator)
+    elif is_int(devices):
+        count = devices
+    elif isinstance(devices, str):
+        ids = [d for d in devices.split(",") if d.strip()]
+        count = len(ids) if "," in devices else int(devices)
+    else:
+        count = len(devices)
+    return count * int(trainer.get("num_nodes", 1) or 1)
 
 
 def validate_checkpoint(cfg: DictConfig, ckpt_path: str | None) -> None:

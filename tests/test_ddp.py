@@ -1,0 +1,130 @@
+"""Data-parallel training with real processes on CPU (gloo): `trainer.devices=2`."""
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from src.models.dcgan import Discriminator, Generator
+from src.models.losses import discriminator_loss, generator_loss
+from src.utils.checkpoint import load_checkpoint
+from src.utils.distributed import all_reduce_gradients
+from tests.conftest import TINY, run_cli
+
+pytestmark = pytest.mark.slow
+TWO_CPUS = ["hardware=cpu", "trainer.devices=2", "logger=csv"]
+
+
+def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
+        "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert "Effective batch: 16 per device x 2 device(s) x 1 node(s) = 32" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank_0.pt", "rank_1.pt", "run"]
+    assert len(list(run_dir.rglob("config.yaml"))) == 1  # one .hydra, no per-rank copies
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    rank0, rank1 = (torch.load(tmp_path / f"rank_{r}.pt") for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:  # 6 D and 6 G updates later, still bitwise the same
+        assert torch.equal(rank0[name], rank1[name]), name
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 12
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process(tmp_path):
+    first = tmp_path / "ddp"
+    run_cli("debug=fast", *TINY, *TWO_CPUS, f"hydra.run.dir={first}")
+    resumed = tmp_path / "single"
+    run_cli(
+        "debug=fast", *TINY, "logger=csv", "trainer.max_epochs=2",
+        f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={resumed}",
+    )  # fmt: skip
+    checkpoint = load_checkpoint(resumed / "checkpoints" / "last.ckpt")
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 16)
+
+
+def test_a_multirun_of_two_process_jobs_runs_each_job_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(
+        "-m", "debug=fast", *TINY, *TWO_CPUS, "optimizer.lr=1e-4,2e-4",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        checkpoint = load_checkpoint(sweep / job / "checkpoints" / "last.ckpt")
+        assert checkpoint["global_step"] == 8
+    lrs = {load_checkpoint(sweep / j / "checkpoints" / "last.ckpt")["config"]["optimizer"]["lr"]
+           for j in jobs}  # fmt: skip
+    assert lrs == {1e-4, 2e-4}
+
+
+# --- gradients: 2 processes on half batches == 1 process on the whole batch -------------
+
+BATCH = 16
+
+
+def networks() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """BatchNorm in inference mode (running statistics): each image's output no longer
+    depends on its batch-mates, so 2 x 8 images must give the gradient of 1 x 16."""
+    torch.manual_seed(0)
+    return Generator(16, 1, latent_dim=8, ngf=4).eval(), Discriminator(16, 1, ndf=4).eval()
+
+
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    real = torch.rand(BATCH, 1, 16, 16, generator=generator) * 2 - 1
+    return real, torch.randn(BATCH, 8, generator=generator)
+
+
+def first_step_grads(G, D, real, z, sync: bool) -> dict[str, torch.Tensor]:
+    """Gradients of one D update and of the following G update (D frozen), as in GANModule."""
+    fake = G(z)
+    d_loss = discriminator_loss(D(real), D(fake.detach()))
+    d_loss.backward()
+    if sync:
+        all_reduce_gradients(list(D.parameters()), torch.tensor(False))
+    grads = {f"D.{n}": p.grad.clone() for n, p in D.named_parameters()}
+    D.requires_grad_(False)
+    generator_loss(D(fake), "non_saturating").backward()
+    if sync:
+        all_reduce_gradients(list(G.parameters()), torch.tensor(False))
+    grads.update({f"G.{n}": p.grad.clone() for n, p in G.named_parameters()})
+    return grads
+
+
+def rank_main(rank: int, world_size: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world_size)
+    G, D = networks()
+    real, z = inputs()
+    shard = slice(rank * BATCH // world_size, (rank + 1) * BATCH // world_size)
+    torch.save(first_step_grads(G, D, real[shard], z[shard], sync=True), f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_process_gradients_equal_one_process_over_the_whole_batch(tmp_path):
+    """BatchNorm statistics aside: in training mode each process normalises its own half
+    batch (per-device statistics, as DDP does by default; SyncBatchNorm, GPU only, would
+    make them global), which differs from one process normalising all 16 by design. The
+    comparison therefore runs BatchNorm on running statistics (see `networks`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(rank_main, args=(2, f"tcp://127.0.0.1:{port}", str(tmp_path)), nprocs=2)
+    G, D = networks()
+    expected = first_step_grads(G, D, *inputs(), sync=False)
+    for rank in (0, 1):
+        got = torch.load(Path(tmp_path) / f"{rank}.pt")
+        for name, grad in expected.items():
+            torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-m", "slow", *sys.argv[1:]]))
