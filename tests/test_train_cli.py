@@ -112,3 +112,17 @@ def test_headline_multi_device_command_is_valid_syntax():
     config = yaml.safe_load(result.stdout)
     assert config["trainer"]["devices"] == 4
     assert config["model"]["_target_"] == "src.models.gan_module.GANModule"
+
+
+def test_cluster_presets_compose(tmp_path):
+    """hydra/launcher=slurm (submitit) and hardware=multinode resolve to a SLURM job of
+    one task per GPU; nothing is submitted."""
+    result = run_cli(
+        "hydra/launcher=slurm", "hardware=multinode", "trainer.devices=4",
+        f"hydra.run.dir={tmp_path}", "--cfg", "all", "--resolve",
+    )  # fmt: skip
+    config = yaml.safe_load(result.stdout)
+    launcher = config["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
+    assert config["trainer"]["strategy"] == "gan_ddp"

@@ -33,6 +33,8 @@ CASES = [
     (["data.channels=2"], 2, "data.channels=2: allowed: 1 or 3"),
     (["trainer.devices=4096"], 2, "trainer.devices=4096: allowed: 1.."),
     (["trainer.precision=8"], 2, "trainer.precision=8: allowed:"),
+    (["hardware=ddp"], 2, "trainer.accelerator='gpu': no GPU here"),
+    (["optimizer.scale_lr=cubic"], 2, "optimizer.scale_lr='cubic': allowed: none, linear, sqrt"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0: allowed:"),
     (["model.ema_decay=1.5"], 2, r"model.ema_decay=1.5: allowed: [0, 1)"),
     (["model.d_steps_per_g_step=0"], 2, "model.d_steps_per_g_step=0: allowed: >= 1"),

@@ -103,6 +103,10 @@ def validate_trainer(cfg: DictConfig) -> None:
         accelerator in ACCELERATORS, "trainer.accelerator", accelerator,
         f"allowed: {', '.join(ACCELERATORS)}",
     )  # fmt: skip
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator", accelerator, "no GPU here; use hardware=cpu or hardware=auto"
+        )
     devices = trainer.get("devices", "auto")
     if is_int(devices):
         available = available_devices(accelerator)
