@@ -1,6 +1,7 @@
 """1 vs 2 data-parallel processes of the default digits run, and what they communicate.
 
-    python experiments/ddp/bench.py          # ~2 minutes on 2 CPU cores
+    python experiments/ddp/bench.py          # ~75 s on 2 CPU cores
+    python experiments/ddp/bench.py --hardware gpu --devices 1 2 4   # on a GPU machine
 
 Runs `python -m src.train` (digits, batch 64 per process, 4 epochs) with trainer.devices=1
 and =2 on the CPU (gloo), timing epochs 2-4 from process 0, and counts the bytes gan_ddp
@@ -34,11 +35,11 @@ class EpochTimer:
         return _EpochTimer()
 
 
-def images_per_second(devices: int) -> float:
+def images_per_second(devices: int, hardware: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         marks = Path(tmp) / "marks.txt"
         subprocess.run(
-            [sys.executable, "-m", "src.train", "hardware=cpu", f"trainer.devices={devices}",
+            [sys.executable, "-m", "src.train", f"hardware={hardware}", f"trainer.devices={devices}",
              f"trainer.max_epochs={EPOCHS}", "logger=csv", f"hydra.run.dir={tmp}/run",
              "callbacks.progress_bar.refresh_rate=0",
              "+callbacks.timer._target_=experiments.ddp.bench.EpochTimer",
@@ -60,13 +61,20 @@ def bytes_per_step() -> tuple[int, int]:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hardware", default="cpu", help="cpu, or gpu on a GPU machine")
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 1, 2])
+    args = parser.parse_args()
     d, g = bytes_per_step()
     mib = (d + g + 1) * 4 / 2**20
     print(f"all-reduced per step: D {d:,} + 1 flag, G {g:,} floats = {mib:.2f} MiB")
     print(f"  (DDP with find_unused_parameters=True: both networks in each of 2 backwards = "
           f"{2 * (d + g) * 4 / 2**20:.2f} MiB)")  # fmt: skip
-    for devices in (1, 2, 1, 2):
-        print(f"devices={devices}: {images_per_second(devices):,.0f} images/s", flush=True)
+    for devices in args.devices:
+        rate = images_per_second(devices, args.hardware)
+        print(f"{args.hardware} devices={devices}: {rate:,.0f} images/s", flush=True)
 
 
 if __name__ == "__main__":
