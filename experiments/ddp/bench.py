@@ -40,7 +40,8 @@ def images_per_second(devices: int, hardware: str) -> float:
         marks = Path(tmp) / "marks.txt"
         subprocess.run(
             [sys.executable, "-m", "src.train", f"hardware={hardware}",
-             f"trainer.devices={devices}", f"trainer.max_epochs={EPOCHS}", "logger=csv", f"hydra.run.dir={tmp}/run",
+             f"trainer.devices={devices}", f"trainer.max_epochs={EPOCHS}", "logger=csv",
+             f"hydra.run.dir={tmp}/run",
              "callbacks.progress_bar.refresh_rate=0",
              "+callbacks.timer._target_=experiments.ddp.bench.EpochTimer",
              f"+callbacks.timer.path={marks}"],
