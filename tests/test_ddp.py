@@ -1,6 +1,8 @@
 """Data-parallel training with real processes on CPU (gloo): `trainer.devices=2`."""
 
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from src.models.dcgan import Discriminator, Generator
 from src.models.losses import discriminator_loss, generator_loss
 from src.utils.checkpoint import load_checkpoint
 from src.utils.distributed import all_reduce_gradients
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 TWO_CPUS = ["hardware=cpu", "trainer.devices=2", "logger=csv"]
@@ -128,3 +130,53 @@ def test_two_process_gradients_equal_one_process_over_the_whole_batch(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-m", "slow", *sys.argv[1:]]))
+
+
+def test_two_nodes_through_torchrun_the_readme_command_in_cpu_form(tmp_path):
+    """README's torchrun command for `hardware=multinode trainer.num_nodes=2`, with two
+    single-process "nodes" on this machine and the CPU in place of GPUs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_dir = tmp_path / "run"
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "-m",
+                "src.train",
+                "hardware=multinode",
+                "trainer.num_nodes=2",
+                "trainer.devices=1",
+                "trainer.accelerator=cpu",
+                "debug=fast",
+                *TINY,
+                "logger=csv",
+                f"hydra.run.dir={run_dir}",
+                "ckpt_path=auto",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "WANDB_MODE": "offline"},
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "Effective batch: 16 per device x 1 device(s) x 2 node(s) = 32" in outputs[0]
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 8
