@@ -14,7 +14,8 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoint import resolve_ckpt_path
-from src.utils.errors import ConfigError, DivergenceError
+from src.utils.cli import one_line_errors
+from src.utils.errors import ConfigError
 from src.utils.validation import planned_world_size, validate
 
 DATA_PARALLEL = ("auto", "ddp", "gan_ddp")
@@ -160,24 +161,14 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@one_line_errors
 def main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it.
 
     A user mistake ends the run with one line on stderr and exit status 2; divergence with
-    status 3. No traceback for either.
+    status 3 (src/utils/cli.py). No traceback for either.
     """
-    try:
-        return metric_value(train(cfg), cfg.get("optimized_metric"))
-    except ConfigError as error:
-        fail(f"config error: {error}", status=2)
-    except DivergenceError as error:
-        fail(str(error), status=3)
-
-
-def fail(message: str, status: int) -> None:
-    one_line = " ".join(message.split())
-    print(f"error: {one_line}", file=sys.stderr, flush=True)
-    sys.exit(status)
+    return metric_value(train(cfg), cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,19 @@ class ImageDataModule(LightningDataModule):
         """A key that changes when the data on disk changes (None: do not cache on disk)."""
         return None
 
+    def labels(self) -> torch.Tensor | None:
+        """Class labels aligned with the dataset, when the format has them (for metrics)."""
+        return None
+
+    def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """`n` images (or all, if fewer) as floats in [-1, 1], a fixed random subset."""
+        self.setup("fit")
+        order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))
+        chosen = order[:n]
+        if self.images is not None:
+            return to_float(self.images[chosen.to(self.images.device)].cpu())
+        return to_float(torch.stack([self.dataset[int(i)] for i in chosen]))
+
     def download(self, fetch: Callable[[], object]) -> None:
         """Runs a torchvision download (data.download=true); a failure is one clear line."""
         try:

@@ -37,3 +37,14 @@ class DigitsDataModule(ImageDataModule):
     def build_dataset(self) -> TensorImages:
         images, _ = load_digits_images(self.hparams.image_size, self.hparams.channels)
         return TensorImages(((images + 1) * 127.5).round().to(torch.uint8))
+
+    def labels(self) -> torch.Tensor:
+        from sklearn.datasets import load_digits
+
+        return torch.from_numpy(load_digits().target)
+
+    def fingerprint(self) -> str:
+        return "sklearn-digits"
+
+    def cache_path(self):
+        return None  # decoding 1,797 images is faster than reading a cache

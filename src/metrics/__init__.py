@@ -1,0 +1,1 @@
+"""Sample-quality metrics: FID/KID (torchmetrics), precision/recall, density/coverage."""

@@ -1,0 +1,128 @@
+"""The domain feature extractor: a small CNN the project trains on the dataset itself.
+
+Inception-V3 weights cannot be downloaded here, and ImageNet features say little about
+8x8 digits anyway. This classifier is trained on the training images (their labels when
+the dataset has them, else the 4-way rotation pretext task of Gidaris et al. 2018), cached
+with its held-out accuracy and the dataset's fingerprint, and reused. Its 128-d
+penultimate features give `fid_domain`/KID/precision/recall; its class predictions give
+class coverage and an Inception-Score analogue. Never compare these numbers with
+published (Inception) FIDs.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.utils.io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+FEATURES = 128
+VERSION = 1  # bump when the architecture or training changes: old caches are retrained
+
+
+class DomainCNN(nn.Module):
+    """Images in [-1, 1] (any power-of-two size >= 16) -> 128-d features and class logits."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(128 * 16, FEATURES), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(FEATURES, num_classes)
+        self.num_features = FEATURES  # read by torchmetrics' FID/KID for a custom extractor
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Features, in float64 for the statistics (what torchmetrics calls for FID/KID)."""
+        return self.features(images).double()
+
+
+@dataclass
+class DomainModel:
+    net: DomainCNN
+    test_accuracy: float
+    labelled: bool  # False: trained on the rotation task (no class metrics)
+    fingerprint: str
+
+
+def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image in its 4 rotations, labelled 0-3 (unlabelled datasets)."""
+    rotated = torch.cat([torch.rot90(images, k, (2, 3)) for k in range(4)])
+    return rotated, torch.arange(4).repeat_interleave(len(images))
+
+
+def train_domain_model(
+    images: torch.Tensor, labels: torch.Tensor | None, epochs: int, seed: int = 0
+) -> tuple[DomainCNN, float]:
+    """Trains on 80% of `images` (float, [-1, 1]), returns the net and its held-out accuracy."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=generator)
+    split = int(0.8 * len(images))
+    train_idx, test_idx = order[:split], order[split:]
+    if labels is None:
+        (x_train, y_train), (x_test, y_test) = (
+            rotations(images[train_idx]),
+            rotations(images[test_idx]),
+        )
+        num_classes = 4
+    else:
+        x_train, y_train, x_test, y_test = (
+            images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
+        )  # fmt: skip
+        num_classes = int(labels.max()) + 1
+    torch.manual_seed(seed)
+    net = DomainCNN(images.shape[1], num_classes)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        net.train()
+        for batch in torch.randperm(len(x_train), generator=generator).split(64):
+            x = x_train[batch]
+            shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
+            x = torch.roll(x, shifts=shift, dims=(2, 3))  # small translations
+            loss = F.cross_entropy(net.head(net.features(x)), y_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        predictions = torch.cat([net.head(net.features(b)).argmax(1) for b in x_test.split(512)])
+    return net, (predictions == y_test).float().mean().item()
+
+
+def load_or_train(
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    fingerprint: str,
+    cache_dir: Path,
+    epochs: int = 15,
+) -> DomainModel:
+    """The cached model for this data (same fingerprint), else a freshly trained one."""
+    key = hashlib.sha1(f"{VERSION}|{fingerprint}|{tuple(images.shape[1:])}|{labels is None}"
+                       .encode()).hexdigest()[:16]  # fmt: skip
+    path = cache_dir / f"domain_cnn_{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net = DomainCNN(saved["channels"], saved["num_classes"])
+        net.load_state_dict(saved["state_dict"])
+        net.eval()
+        return DomainModel(net, saved["test_accuracy"], saved["labelled"], fingerprint)
+    log.info("Training the domain feature extractor on %d images (cached at %s)", len(images), path)
+    net, accuracy = train_domain_model(images, labels, epochs)
+    log.info("Domain feature extractor: held-out accuracy %.3f", accuracy)
+    atomic_torch_save(
+        {"state_dict": net.state_dict(), "channels": images.shape[1],
+         "num_classes": net.head.out_features, "test_accuracy": accuracy,
+         "labelled": labels is not None, "fingerprint": fingerprint},
+        path,
+    )  # fmt: skip
+    return DomainModel(net, accuracy, labels is not None, fingerprint)

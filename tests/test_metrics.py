@@ -1,0 +1,102 @@
+"""Sample-quality metrics against closed forms and sanity orderings; generate/evaluate CLIs."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from src.data.digits import DigitsDataModule
+from src.metrics.evaluator import Evaluator
+from src.metrics.quality import (
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall_density_coverage,
+)
+from tests.conftest import run_cli
+from tests.test_reliability import Payload
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(0.0, 1.0), (0.5, 1.0), (0.0, 2.0), (1.0, 0.5)])
+def test_fid_of_gaussians_matches_the_closed_form(shift, scale):
+    """real ~ N(0, I_d), fake ~ N(shift * 1, scale^2 I_d): FID = d shift^2 + d (1 - scale)^2."""
+    d, n = 8, 50_000
+    rng = torch.Generator().manual_seed(0)
+    real = torch.randn(n, d, generator=rng, dtype=torch.float64)
+    fake = torch.randn(n, d, generator=rng, dtype=torch.float64) * scale + shift
+    expected = d * shift**2 + d * (1 - scale) ** 2
+    assert frechet_distance(real, fake) == pytest.approx(expected, abs=0.05 * d)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
+    rng = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(2000, 8, generator=rng, dtype=torch.float64) for _ in range(2))
+    same, shifted = kernel_inception_distance(a, b), kernel_inception_distance(a, b + 1)
+    assert abs(same) < 0.05 * shifted and shifted > 0
+
+
+def test_precision_recall_are_one_for_identical_sets_and_zero_for_disjoint_ones():
+    rng = torch.Generator().manual_seed(0)
+    real = torch.randn(500, 4, generator=rng)
+    same = precision_recall_density_coverage(real, real.clone())
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    far = precision_recall_density_coverage(real, real + 100)
+    assert far["precision"] == far["recall"] == far["density"] == far["coverage"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def evaluator(tmp_path_factory):
+    """The digits domain model, trained once for this module (a few epochs suffice here)."""
+    cache = tmp_path_factory.mktemp("domain")
+    return Evaluator(DigitsDataModule(), num_real=1000, epochs=5, cache_dir=cache)
+
+
+def test_domain_fid_orders_real_noisy_and_noise(evaluator):
+    assert evaluator.model.test_accuracy > 0.9 and evaluator.model.labelled
+    held_out = evaluator.held_out
+    real_vs_real = evaluator.evaluate(held_out)["fid_domain"]
+    noisy = []
+    rng = torch.Generator().manual_seed(0)
+    for sigma in (0.1, 0.3, 0.6):
+        images = (held_out + sigma * torch.randn(held_out.shape, generator=rng)).clamp(-1, 1)
+        noisy.append(evaluator.evaluate(images)["fid_domain"])
+    noise = evaluator.evaluate(torch.rand(len(held_out), 1, 32, 32) * 2 - 1)["fid_domain"]
+    assert real_vs_real < noisy[0] < noisy[1] < noisy[2] < noise
+    assert noise > 10 * real_vs_real
+
+
+def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path):
+    run_dir = train_cli("logger=csv")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    out = tmp_path / "gen"
+    run_cli(f"ckpt_path={ckpt}", "n=20", f"out={out}", module="src.generate")
+    assert len(list((out / "images").glob("*.png"))) == 20
+    assert Image.open(out / "images" / "000000.png").size == (32, 32)  # one image per file
+    assert Image.open(out / "grid.png").size == (8 * 34 + 2, 3 * 34 + 2)  # 20 images, 8 a row
+    assert Image.open(out / "interpolation.png").size == (10 * 34 + 2, 4 * 34 + 2)
+
+    report_path = tmp_path / "metrics.json"
+    result = run_cli(
+        f"ckpt_path={ckpt}", "n=200", "num_real=500", "domain_epochs=2",
+        f"cache_dir={tmp_path / 'cache'}", f"out={report_path}", module="src.evaluate",
+    )  # fmt: skip
+    assert "fid_domain" in result.stdout and "real vs real" in result.stdout
+    report = json.loads(report_path.read_text())
+    for name in ("fid_domain", "kid_domain", "precision", "recall", "class_coverage"):
+        assert name in report["metrics"] and name in report["real_vs_real"]
+    # a 4-batch run is far from the data: its FID is well above the real-vs-real floor
+    assert report["metrics"]["fid_domain"] > 2 * report["real_vs_real"]["fid_domain"]
+
+
+@pytest.mark.parametrize("module", ["src.generate", "src.evaluate"])
+def test_generate_and_evaluate_refuse_a_bad_checkpoint_in_one_line(tmp_path, module):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload(marker)}, evil)
+    for path, says in ((bad, "unreadable"), (evil, "refused")):
+        result = run_cli(f"ckpt_path={path}", module=module, check=False)
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: config error: ckpt_path=") and says in line
+    assert not marker.exists()
