@@ -1,9 +1,11 @@
 """Sample-quality metrics against closed forms and sanity orderings; generate/evaluate CLIs."""
 
+import csv
 import json
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from src.data.digits import DigitsDataModule
@@ -100,3 +102,48 @@ def test_generate_and_evaluate_refuse_a_bad_checkpoint_in_one_line(tmp_path, mod
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: config error: ckpt_path=") and says in line
     assert not marker.exists()
+
+
+QUALITY_FAST = [
+    "callbacks.quality_metrics.every_n_epochs=1", "callbacks.quality_metrics.num_samples=200",
+    "callbacks.quality_metrics.domain_epochs=2",
+]  # fmt: skip
+
+
+def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, tmp_path):
+    run_dir = train_cli(
+        "logger=csv", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={tmp_path}/cache",
+        "callbacks.model_checkpoint.monitor=val/fid", "optimized_metric=val/fid",
+    )  # fmt: skip
+    with open(run_dir / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["val/fid"]]
+    assert len(rows) == 1  # one evaluation: the last (and only) epoch
+    for name in ("val/fid", "val/kid", "val/precision", "val/recall"):
+        assert float(rows[0][name]) == float(rows[0][name])  # a number, not NaN
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    callback_state = next(v for k, v in checkpoint["callbacks"].items() if "ModelCheckpoint" in k)
+    assert callback_state["monitor"] == "val/fid"
+    assert float(callback_state["best_model_score"]) == pytest.approx(float(rows[0]["val/fid"]))
+
+
+def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(
+        "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "debug=fast", "data.batch_size=16", "logger=csv", *QUALITY_FAST,
+        f"callbacks.quality_metrics.cache_dir={tmp_path}/cache", f"hydra.sweep.dir={sweep}",
+        "callbacks.progress_bar.refresh_rate=0",
+    )  # fmt: skip
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert set(results["best_params"]) == {
+        "optimizer.lr", "optimizer.momentum", "model.d_steps_per_g_step",
+        "model.generator.ngf", "model.discriminator.ndf",
+    }  # fmt: skip
+    trials = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert trials == ["0", "1", "2"]
+    fids = []
+    for trial in trials:
+        with open(sweep / trial / "metrics.csv") as f:
+            fids += [float(r["val/fid"]) for r in csv.DictReader(f) if r["val/fid"]]
+    assert results["best_value"] == pytest.approx(min(fids))

@@ -1,0 +1,58 @@
+"""Sample quality during training: `val/fid`, `val/kid`, `val/precision`, `val/recall`, ...
+
+Every `every_n_epochs` epochs the generator draws `num_samples` images from fixed latents
+and they are compared with the run's own training data through the domain feature
+extractor (src/metrics: a CNN trained on this dataset, not Inception; `val/fid` is that
+domain FID). The extractor is trained or loaded from its cache at the first evaluation, and
+the real images' features are computed once.
+"""
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from src.metrics.evaluator import Evaluator
+
+LOGGED = {
+    "fid_domain": "val/fid", "kid_domain": "val/kid", "precision": "val/precision",
+    "recall": "val/recall", "density": "val/density", "coverage": "val/coverage",
+    "class_coverage": "val/class_coverage",
+}  # fmt: skip
+
+
+class QualityMetrics(Callback):
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        num_samples: int = 1000,
+        num_real: int = 1000,
+        domain_epochs: int = 15,
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ):
+        self.every_n_epochs, self.num_samples, self.num_real = every_n_epochs, num_samples, num_real
+        self.domain_epochs, self.cache_dir, self.seed = domain_epochs, cache_dir, seed
+        self.evaluator: Evaluator | None = None
+
+    def due(self, trainer: Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        return self.every_n_epochs > 0 and (
+            epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs
+        )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.due(trainer):
+            return
+        if self.evaluator is None:
+            self.evaluator = Evaluator(
+                trainer.datamodule, self.num_real, self.domain_epochs, self.cache_dir
+            )
+        rng = torch.Generator().manual_seed(self.seed)  # the same latents at every evaluation
+        z = torch.randn(self.num_samples, pl_module.generator.latent_dim, generator=rng)
+        samples = torch.cat([pl_module.sample(chunk).float().cpu() for chunk in z.split(500)])
+        metrics = self.evaluator.evaluate(samples)
+        # Every rank computes the same numbers (same weights, same latents), so a monitored
+        # val/fid exists everywhere without a collective.
+        pl_module.log_dict(
+            {LOGGED[k]: float(v) for k, v in metrics.items() if k in LOGGED},
+            on_step=False, on_epoch=True, prog_bar=False,
+        )  # fmt: skip
