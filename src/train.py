@@ -149,6 +149,30 @@ def end_distributed(environment: dict[str, str]) -> None:
     os.environ.update(environment)
 
 
+def compose_config(
+    overrides: list[str] | None = None, output_dir: str = "outputs/api"
+) -> DictConfig:
+    """The run config `python -m src.train <overrides>` would use, for the Python API
+    (notebooks, scripts): `train(compose_config(["trainer.max_epochs=5"], "outputs/nb"))`."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
+    output_dir = str(Path(output_dir).resolve())
+    with open_dict(cfg):
+        cfg.paths.output_dir = output_dir
+        cfg.hydra.runtime.output_dir = output_dir
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as in a real run: the job's config has no `hydra` node
+    return cfg
+
+
 def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
     """The sweep objective, as a float; None when no metric is configured."""
     if not name:
