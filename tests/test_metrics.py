@@ -147,3 +147,15 @@ def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path)
         with open(sweep / trial / "metrics.csv") as f:
             fids += [float(r["val/fid"]) for r in csv.DictReader(f) if r["val/fid"]]
     assert results["best_value"] == pytest.approx(min(fids))
+
+
+def test_fid_equals_pytorch_fids_reference_implementation():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = torch.Generator().manual_seed(3)
+    real = torch.randn(3000, 16, generator=rng, dtype=torch.float64)
+    mix = torch.randn(16, 16, generator=rng, dtype=torch.float64) / 4
+    fake = torch.randn(3000, 16, generator=rng, dtype=torch.float64) @ (torch.eye(16) + mix) + 0.3
+    stats = [(x.mean(0).numpy(), torch.cov(x.T).numpy()) for x in (real, fake)]
+    expected = calculate_frechet_distance(*stats[0], *stats[1])
+    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-5)
