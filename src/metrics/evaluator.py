@@ -37,13 +37,10 @@ class Evaluator:
         cache_dir: str | Path | None = None,
     ):
         datamodule.setup("fit")
-        images = datamodule.images if datamodule.images is not None else None
-        if images is None:  # streaming data: a subset is enough to train and to compare
-            images = (datamodule.sample_images(20_000) + 1) * 127.5
-            labels = None
-        else:
-            labels = datamodule.labels()
-        everything = to_float(images.cpu().clone()) if images.dtype == torch.uint8 else images
+        if datamodule.images is not None:  # resident: every image, with labels if any
+            everything, labels = to_float(datamodule.images.cpu()), datamodule.labels()
+        else:  # streaming data: a subset is enough to train and to compare
+            everything, labels = datamodule.sample_images(20_000), None
         fingerprint = f"{type(datamodule).__name__}|{datamodule.fingerprint()}"
         self.model: DomainModel = load_or_train(
             everything, labels, fingerprint, Path(cache_dir or default_cache_dir()), epochs
