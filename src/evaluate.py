@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> dict:
         raise ConfigError("data_root", data["root"], "no such directory (the run's data.root)")
     evaluator = Evaluator(
         hydra.utils.instantiate(data), num_real=cfg.num_real, epochs=cfg.domain_epochs,
-        cache_dir=cfg.cache_dir,
+        cache_dir=cfg.cache_dir, inception_weights=cfg.inception_weights, use_inception=True,
     )  # fmt: skip
     metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed))
     report = {

@@ -159,3 +159,35 @@ def test_fid_equals_pytorch_fids_reference_implementation():
     stats = [(x.mean(0).numpy(), torch.cov(x.T).numpy()) for x in (real, fake)]
     expected = calculate_frechet_distance(*stats[0], *stats[1])
     assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-5)
+
+
+def write_inception_weights(path) -> None:
+    """A weights file in torch-fidelity's format, written here (random values: no network).
+
+    The architecture is built with loading switched off, its state_dict saved; the code
+    under test then loads that file the normal way.
+    """
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: None)
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda *a: None)
+        net = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+
+
+def test_inception_backend_loads_weights_from_disk_and_is_skipped_without_them(
+    tmp_path, evaluator, caplog, monkeypatch
+):
+    from src.metrics.inception import InceptionFeatures, find_weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with caplog.at_level("INFO"):
+        assert find_weights(None) is None
+    assert "Inception FID skipped" in caplog.text
+    weights = tmp_path / "inception.pth"
+    write_inception_weights(weights)
+    features = InceptionFeatures(find_weights(str(weights)))
+    real = features(evaluator.real[:12])  # grey digits, repeated to RGB, resized to 299
+    assert real.shape == (12, 2048) and real.dtype == torch.float64
+    assert torch.isfinite(real).all()
