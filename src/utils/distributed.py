@@ -34,10 +34,6 @@ class GANDDPStrategy(DDPStrategy):
     def _register_ddp_hooks(self) -> None:
         pass
 
-    @classmethod
-    def register_strategies(cls, strategy_registry) -> None:
-        strategy_registry.register(cls.strategy_name, cls, description="DDP for GANModule")
-
 
 StrategyRegistry.register(
     GANDDPStrategy.strategy_name, GANDDPStrategy, description="DDP for GANModule",
