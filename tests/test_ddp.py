@@ -1,5 +1,7 @@
 """Data-parallel training with real processes on CPU (gloo): `trainer.devices=2`."""
 
+import csv
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from src.callbacks.quality import LOGGED
 from src.models.dcgan import Discriminator, Generator
 from src.models.losses import discriminator_loss, generator_loss
 from src.utils.checkpoint import load_checkpoint
@@ -180,3 +183,29 @@ def test_two_nodes_through_torchrun_the_readme_command_in_cpu_form(tmp_path):
     assert "Effective batch: 16 per device x 1 device(s) x 2 node(s) = 32" in outputs[0]
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 8
+
+
+# --- sample-quality metrics: 2 processes share the work and get the 1-process numbers ------
+
+
+def test_quality_metrics_of_two_processes_equal_the_single_process_evaluation(tmp_path):
+    """Each rank samples and featurises its slice of the latents (an odd count, so the
+    slices differ in size) with rank 0's BatchNorm statistics; the gathered features give
+    the metrics that `src.evaluate` computes in one process from the saved checkpoint."""
+    run_dir, cache, n = tmp_path / "run", tmp_path / "cache", 201
+    run_cli(
+        "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
+        "callbacks.quality_metrics.every_n_epochs=1", f"callbacks.quality_metrics.num_samples={n}",
+        "callbacks.quality_metrics.domain_epochs=2", f"callbacks.quality_metrics.cache_dir={cache}",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    with open(run_dir / "metrics.csv") as f:
+        (logged,) = [r for r in csv.DictReader(f) if r["val/fid"]]
+    report_path = tmp_path / "report.json"
+    run_cli(
+        f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"n={n}", "domain_epochs=2",
+        f"cache_dir={cache}", f"out={report_path}", module="src.evaluate",
+    )  # fmt: skip
+    single = json.loads(report_path.read_text())["metrics"]
+    for name, key in LOGGED.items():
+        assert float(logged[key]) == pytest.approx(single[name], rel=1e-5, abs=1e-9), key

@@ -5,12 +5,18 @@ and they are compared with the run's own training data through the domain featur
 extractor (src/metrics: a CNN trained on this dataset, not Inception; `val/fid` is that
 domain FID). The extractor is trained or loaded from its cache at the first evaluation, and
 the real images' features are computed once.
+
+Under data parallelism the work is shared: every rank samples and featurises its slice of
+the fixed latents with rank 0's generator (BatchNorm running statistics are per device, so
+rank 0's, the ones checkpoints save, are broadcast first), the features are gathered, and
+every rank computes the same metrics from all of them: the numbers a single process gets.
 """
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from src.metrics.evaluator import Evaluator
+from src.utils.distributed import all_gather_rows, broadcast_from_rank0
 
 LOGGED = {
     "fid_domain": "val/fid", "kid_domain": "val/kid", "precision": "val/precision",
@@ -42,16 +48,31 @@ class QualityMetrics(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.due(trainer):
             return
+        world, rank = trainer.world_size, trainer.global_rank
         if self.evaluator is None:
+            # Rank 0 trains (or loads) the domain model and caches it; the others then load it.
+            if rank > 0:
+                trainer.strategy.barrier("domain_model")
             self.evaluator = Evaluator(
                 trainer.datamodule, self.num_real, self.domain_epochs, self.cache_dir
             )
+            if rank == 0 and world > 1:
+                trainer.strategy.barrier("domain_model")
+        generator = pl_module.sampling_generator
+        broadcast_from_rank0(list(generator.buffers()))
         rng = torch.Generator().manual_seed(self.seed)  # the same latents at every evaluation
         z = torch.randn(self.num_samples, pl_module.generator.latent_dim, generator=rng)
-        samples = torch.cat([pl_module.sample(chunk).float().cpu() for chunk in z.split(500)])
-        metrics = self.evaluator.evaluate(samples)
-        # Every rank computes the same numbers (same weights, same latents), so a monitored
-        # val/fid exists everywhere without a collective.
+        shards = z.tensor_split(world)
+        samples = torch.cat(
+            [pl_module.sample(chunk).float().cpu() for chunk in shards[rank].split(500)]
+        )
+        features, probs = self.evaluator.features(samples)
+        counts = [len(shard) for shard in shards]
+        metrics = self.evaluator.evaluate_features(
+            all_gather_rows(features.to(pl_module.device), counts).cpu(),
+            all_gather_rows(probs.to(pl_module.device), counts).cpu(),
+        )
+        # Every rank has the same numbers, so a monitored val/fid exists everywhere.
         pl_module.log_dict(
             {LOGGED[k]: float(v) for k, v in metrics.items() if k in LOGGED},
             on_step=False, on_epoch=True, prog_bar=False,

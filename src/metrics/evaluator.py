@@ -74,7 +74,20 @@ class Evaluator:
         return self.evaluate(self.held_out) if len(self.held_out) >= 2 * 5 else None
 
     def evaluate(self, fake: torch.Tensor) -> dict[str, float]:
-        fake_features, probs = self.features(fake)
+        metrics = self.evaluate_features(*self.features(fake))
+        if self.inception is not None:
+            fake_inception = self.inception(fake)
+            metrics["fid_inception"] = frechet_distance(self.real_inception, fake_inception)
+            metrics["kid_inception"] = kernel_inception_distance(
+                self.real_inception, fake_inception
+            )
+        return metrics
+
+    def evaluate_features(
+        self, fake_features: torch.Tensor, probs: torch.Tensor
+    ) -> dict[str, float]:
+        """The domain metrics from already extracted features and class probabilities (as
+        `features` returns them; e.g. gathered from several processes)."""
         metrics = {
             "fid_domain": frechet_distance(self.real_features, fake_features),
             "kid_domain": kernel_inception_distance(self.real_features, fake_features),
@@ -82,10 +95,4 @@ class Evaluator:
         }
         if self.model.labelled:
             metrics.update(class_metrics(probs))
-        if self.inception is not None:
-            fake_inception = self.inception(fake)
-            metrics["fid_inception"] = frechet_distance(self.real_inception, fake_inception)
-            metrics["kid_inception"] = kernel_inception_distance(
-                self.real_inception, fake_inception
-            )
         return metrics

@@ -4,6 +4,10 @@ FID and KID go through torchmetrics (float64 statistics) fed with features compu
 (a pass-through "extractor"), so the same code serves the domain CNN and Inception-V3.
 Precision/recall: Kynkaanniemi et al. 2019; density/coverage: Naeem et al. 2020; both with
 k = 5 nearest neighbours (Naeem et al.'s recommendation), Euclidean in feature space.
+
+The inputs are complete feature sets (under data parallelism, already gathered from every
+rank), so torchmetrics must not sum its states over processes again: `sync_on_compute=False`
+(with it, each rank's copy of the features would count once per process).
 """
 
 import warnings
@@ -29,7 +33,7 @@ class PassThrough(nn.Module):
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between two (N, d) feature sets: |mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2)."""
-    fid = FrechetInceptionDistance(feature=PassThrough(real.shape[1]))
+    fid = FrechetInceptionDistance(feature=PassThrough(real.shape[1]), sync_on_compute=False)
     fid.update(real, real=True)
     fid.update(fake, real=False)
     return float(fid.compute())
@@ -47,7 +51,10 @@ def kernel_inception_distance(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "will save all extracted features": intended
             kid = KernelInceptionDistance(
-                feature=PassThrough(real.shape[1]), subsets=subsets, subset_size=size
+                feature=PassThrough(real.shape[1]),
+                subsets=subsets,
+                subset_size=size,
+                sync_on_compute=False,
             )
             kid.update(real, real=True)
             kid.update(fake, real=False)

@@ -56,6 +56,21 @@ def broadcast_from_rank0(tensors: list[torch.Tensor]) -> None:
             tensor.copy_(value)
 
 
+def all_gather_rows(rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Every rank's `rows` stacked in rank order; rank r holds `counts[r]` rows (may differ).
+
+    Rows are padded to the largest count for the collective and trimmed after. Outside a
+    process group `rows` is returned as it is.
+    """
+    if not is_distributed():
+        return rows
+    padded = rows.new_zeros((max(counts), *rows.shape[1:]))
+    padded[: len(rows)] = rows
+    gathered = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(gathered, padded.contiguous())
+    return torch.cat([g[:n] for g, n in zip(gathered, counts, strict=True)])
+
+
 def all_reduce_gradients(params: list[torch.nn.Parameter], flag: torch.Tensor) -> torch.Tensor:
     """Averages the gradients of `params` over all ranks in one collective; ORs `flag` along.
 
