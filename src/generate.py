@@ -25,7 +25,7 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 def interpolation(generator: torch.nn.Module, rows: int, steps: int, seed: int) -> torch.Tensor:
     """`rows` straight lines in latent space between random pairs, `steps` images each."""
     rng = torch.Generator().manual_seed(seed + 1)
-    start, end = (torch.randn(rows, 1, generator.latent_dim, generator=rng) for _ in range(2))
+    start, end = (generator.sample_latent(rows, generator=rng).unsqueeze(1) for _ in range(2))
     weights = torch.linspace(0, 1, steps).view(1, steps, 1)
     z = (start * (1 - weights) + end * weights).reshape(rows * steps, -1)
     return generator(z)

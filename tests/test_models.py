@@ -58,3 +58,28 @@ def test_dcgan_initialisation():
 def test_bad_resolution_names_the_value_and_what_is_allowed(image_size):
     with pytest.raises(ValueError, match=rf"data.image_size={image_size}: allowed: a power of two"):
         Generator(image_size, 1)
+
+
+def test_the_default_latent_prior_is_the_standard_normal():
+    generator = Generator(16, 1, latent_dim=8, ngf=4)
+    assert "latent_centres" not in generator.state_dict()
+    drawn = generator.sample_latent(10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(drawn, torch.randn(10, 8, generator=torch.Generator().manual_seed(3)))
+
+
+def test_a_mixture_prior_draws_unit_gaussians_around_centres_kept_in_the_state_dict():
+    torch.manual_seed(0)
+    generator = Generator(16, 1, latent_dim=64, ngf=4, latent_components=5, component_spread=3.0)
+    assert generator.state_dict()["latent_centres"].shape == (5, 64)
+    z = generator.sample_latent(2000, generator=torch.Generator().manual_seed(1))
+    nearest = torch.cdist(z, generator.latent_centres).min(dim=1)
+    # a unit Gaussian in 64-d lies ~sqrt(64) = 8 from its centre; centres are ~34 apart
+    assert nearest.values.mean().item() == pytest.approx(8.0, rel=0.05)
+    shares = torch.bincount(nearest.indices, minlength=5) / len(z)
+    assert shares.min() > 0.15 and shares.max() < 0.25  # equal weights
+    # the centres travel with the weights: a differently seeded G draws the same latents
+    torch.manual_seed(1)
+    other = Generator(16, 1, latent_dim=64, ngf=4, latent_components=5, component_spread=3.0)
+    other.load_state_dict(generator.state_dict())
+    again = other.sample_latent(2000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(z, again)

@@ -39,6 +39,8 @@ CASES = [
     (["model.ema_decay=1.5"], 2, r"model.ema_decay=1.5: allowed: [0, 1)"),
     (["model.d_steps_per_g_step=0"], 2, "model.d_steps_per_g_step=0: allowed: >= 1"),
     (["model.augment=[flip]"], 2, "model.augment=['flip']: allowed entries: translation"),
+    (["model.generator.latent_components=-3"], 2, "model.generator.latent_components=-3: allowed"),
+    (["model.generator.component_spread=0"], 2, "model.generator.component_spread=0: allowed: > 0"),
     (["model.g_objective=wasserstein"], 2, "model.g_objective='wasserstein': allowed:"),
     (["seed=abc"], 2, "seed='abc': allowed: an integer"),
     (["ckpt_path=/nonexistent/last.ckpt"], 2, "no such checkpoint file"),

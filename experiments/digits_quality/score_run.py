@@ -37,7 +37,7 @@ def samples_from_checkpoint(ckpt: Path, n: int, seed: int = 1234) -> torch.Tenso
         num_fixed_noise=cfg["num_fixed_noise"],
     )
     module.load_state_dict(checkpoint["state_dict"])
-    z = torch.randn(n, module.generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = module.generator.sample_latent(n, generator=torch.Generator().manual_seed(seed))
     return torch.cat([module.sample(b) for b in z.split(250)])
 
 

@@ -61,7 +61,7 @@ class QualityMetrics(Callback):
         generator = pl_module.sampling_generator
         broadcast_from_rank0(list(generator.buffers()))
         rng = torch.Generator().manual_seed(self.seed)  # the same latents at every evaluation
-        z = torch.randn(self.num_samples, pl_module.generator.latent_dim, generator=rng)
+        z = pl_module.generator.sample_latent(self.num_samples, generator=rng)
         shards = z.tensor_split(world)
         samples = torch.cat(
             [pl_module.sample(chunk).float().cpu() for chunk in shards[rank].split(500)]

@@ -30,11 +30,39 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """z (latent_dim x 1 x 1) -> 4x4 -> ... -> image, halving the width at each doubling."""
+    """z (latent_dim x 1 x 1) -> 4x4 -> ... -> image, halving the width at each doubling.
 
-    def __init__(self, image_size: int, channels: int, latent_dim: int = 100, ngf: int = 64):
+    The latent prior is N(0, I) (DCGAN), or with `latent_components` = K > 0 an equal mixture
+    of K unit Gaussians around fixed random centres drawn once from N(0, spread^2 I) and kept
+    in the state dict (a Gaussian-mixture prior, Gurumurthy et al. 2017 "DeLiGAN"; Ben-Yosef
+    and Weinshall 2018). A single Gaussian forces G to map one connected latent region onto
+    data made of separate modes (the ten digits), so part of its samples fall between modes
+    (Khayatkhoei et al. 2018); the gaps between components give G room to keep modes apart.
+    Draw latents with `sample_latent`, never with a bare `torch.randn`.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        latent_dim: int = 100,
+        ngf: int = 64,
+        latent_components: int = 0,
+        component_spread: float = 1.0,
+    ):
         super().__init__()
+        if not isinstance(latent_components, int) or latent_components < 0:
+            raise ConfigError(
+                "model.generator.latent_components", latent_components,
+                "allowed: an integer >= 0 (0: a single Gaussian)",
+            )  # fmt: skip
+        if not component_spread > 0:
+            raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
         self.latent_dim = latent_dim
+        self.latent_components = latent_components
+        if latent_components:
+            centres = torch.randn(latent_components, latent_dim) * component_spread
+            self.register_buffer("latent_centres", centres)
         scales = num_scales(image_size)
         width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example
         layers: list[nn.Module] = [
@@ -55,6 +83,21 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+    def sample_latent(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """`n` latents from G's prior, drawn with `generator` (a torch RNG on `device`)."""
+        if device is None:
+            device = generator.device if generator is not None else "cpu"
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if self.latent_components:
+            k = torch.randint(self.latent_components, (n,), generator=generator, device=device)
+            z = z + self.latent_centres.to(device)[k]
+        return z
 
 
 class Discriminator(nn.Module):

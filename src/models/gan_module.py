@@ -67,7 +67,7 @@ class GANModule(LightningModule):
         self.ema_updates = 0
         self._ema_calibrated_at = -1
         # A buffer, so the sample grids of a resumed run continue from the same noise.
-        self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, generator.latent_dim))
+        self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
         # Divergence guard state, kept on the device so checking it costs no per-step sync.
         self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
@@ -96,7 +96,7 @@ class GANModule(LightningModule):
         real = batch.contiguous(memory_format=self.memory_format)
         opt_d, opt_g = self.optimizers()
         g_turn = (batch_idx + 1) % self.hparams.d_steps_per_g_step == 0
-        z = torch.randn(real.shape[0], self.generator.latent_dim, device=real.device)
+        z = self.generator.sample_latent(real.shape[0], device=real.device)
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
             fake = self.generator(z)
 
@@ -231,7 +231,7 @@ def recalibrate_batchnorm(
     generator.train()
     rng = torch.Generator(device=device).manual_seed(0)
     for _ in range(batches):
-        generator(torch.randn(batch_size, generator.latent_dim, device=device, generator=rng))
+        generator(generator.sample_latent(batch_size, generator=rng, device=device))
     generator.train(was_training)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum

@@ -34,5 +34,5 @@ def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[nn.Module, d
 def generate(generator: nn.Module, n: int, seed: int = 0, batch: int = 500) -> torch.Tensor:
     """`n` images in [-1, 1] from seeded latents (BatchNorm on running statistics)."""
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.latent_dim, generator=rng)
+    z = generator.sample_latent(n, generator=rng)
     return torch.cat([generator(chunk) for chunk in z.split(batch)]) if n else z
