@@ -115,3 +115,17 @@ def test_ema_batchnorm_statistics_are_measured_for_the_ema_weights():
     features = ema.net[0](z.view(-1, ema.latent_dim, 1, 1))
     assert torch.allclose(norm.running_mean, features.mean((0, 2, 3)), atol=0.05)
     assert norm.momentum == 0.1  # restored after calibration
+
+
+def test_linear_decay_holds_the_lr_then_falls_to_zero_at_the_last_step():
+    from src.models.optim import build_schedule
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+    schedule = build_schedule(optimizer, "linear_decay", total_steps=10, decay_start=0.6)
+    lrs = []
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.4] * 6 + [0.3, 0.2, 0.1, 0.0])
+    assert build_schedule(optimizer, "constant", total_steps=10) is None

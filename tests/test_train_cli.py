@@ -4,6 +4,7 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -136,3 +137,17 @@ def test_bf16_mixed_precision_trains_on_cpu(train_cli):
     assert len(rows) == 4
     assert all(float(r["train/loss_d"]) == float(r["train/loss_d"]) for r in rows)  # not NaN
     assert float(rows[-1]["train/nonfinite_steps"]) == 0
+
+
+def test_a_linear_decay_schedule_reaches_zero_lr_at_the_end_of_training(train_cli):
+    run_dir = train_cli(
+        "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=4",
+        "callbacks.model_checkpoint.save_top_k=-1", "optimizer.schedule=linear_decay",
+    )  # fmt: skip
+    lrs = {}
+    for name in ("epoch_000", "last"):
+        checkpoint = torch.load(run_dir / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        lrs[name] = [s["param_groups"][0]["lr"] for s in checkpoint["optimizer_states"]]
+        assert len(checkpoint["lr_schedulers"]) == 2  # D's and G's, saved for resuming
+    assert lrs["epoch_000"] == pytest.approx([2e-4, 2e-4])  # 4 of 8 batches: decay starts
+    assert lrs["last"] == pytest.approx([0.0, 0.0])

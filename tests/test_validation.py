@@ -34,6 +34,8 @@ CASES = [
     (["trainer.devices=4096"], 2, "trainer.devices=4096: allowed: 1.."),
     (["trainer.precision=8"], 2, "trainer.precision=8: allowed:"),
     (["hardware=ddp"], 2, "trainer.accelerator='gpu': no GPU here"),
+    (["optimizer.schedule=cosine"], 2, "optimizer.schedule='cosine': allowed: constant, linear"),
+    (["optimizer.decay_start=1.5"], 2, r"optimizer.decay_start=1.5: allowed: [0, 1)"),
     (["optimizer.scale_lr=cubic"], 2, "optimizer.scale_lr='cubic': allowed: none, linear, sqrt"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0: allowed:"),
     (["model.ema_decay=1.5"], 2, r"model.ema_decay=1.5: allowed: [0, 1)"),

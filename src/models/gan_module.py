@@ -11,7 +11,7 @@ from torch import nn
 
 from src.models.augment import POLICIES, diff_augment
 from src.models.losses import LOSSES, discriminator_loss, generator_loss
-from src.models.optim import build_optimizer
+from src.models.optim import build_optimizer, build_schedule
 from src.utils.checkpoint import rng_states, set_rng_states
 from src.utils.distributed import all_reduce_gradients, is_distributed
 from src.utils.errors import ConfigError, DivergenceError
@@ -128,6 +128,8 @@ class GANModule(LightningModule):
         logs["train/nonfinite_steps"] = self.health.update(
             d_bad | g_bad if g_turn else d_bad, logs["train/d_real"], logs["train/d_fake"]
         )
+        for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
+            schedule.step()
         if (self.trainer.fit_loop.total_batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self.health.check(self.trainer.fit_loop.total_batch_idx)  # a sync, on log steps only
 
@@ -190,15 +192,20 @@ class GANModule(LightningModule):
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.hparams.channels_last else torch.contiguous_format
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self) -> Any:
         cfg = dict(self.hparams.optimizer)
         lr_d, lr_g = cfg.pop("lr_d", None), cfg.pop("lr_g", None)
+        schedule, decay_start = cfg.pop("schedule", "constant"), cfg.pop("decay_start", 0.5)
         world_size = self.trainer.world_size if self._trainer is not None else 1
         scale = lr_scale(cfg.pop("scale_lr", "none"), world_size)
         lr, lr_d, lr_g = (None if v is None else v * scale for v in (cfg.pop("lr"), lr_d, lr_g))
         opt_d = build_optimizer(self.discriminator.parameters(), lr=lr_d or lr, **cfg)
         opt_g = build_optimizer(self.generator.parameters(), lr=lr_g or lr, **cfg)
-        return [opt_d, opt_g]
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+        schedules = [build_schedule(o, schedule, total, decay_start) for o in (opt_d, opt_g)]
+        if schedules[0] is None:
+            return [opt_d, opt_g]
+        return [opt_d, opt_g], schedules
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ema_updates"] = self.ema_updates

@@ -7,6 +7,7 @@ import torch
 from src.utils.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "linear_decay")
 
 
 def build_optimizer(
@@ -33,3 +34,24 @@ def build_optimizer(
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused or None
         )
     raise ConfigError("optimizer.name", name, f"allowed: {', '.join(OPTIMIZERS)}")
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, decay_start: float = 0.5
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """None for `constant`; for `linear_decay` the lr stays put for the first `decay_start` of
+    the `total_steps` batches, then falls linearly to 0 at the last one (stepped per batch).
+
+    The factor is a plain function of the step, so a checkpoint keeps only the step count and
+    a resumed run with more epochs stretches the schedule to its new length.
+    """
+    if schedule == "constant":
+        return None
+    if schedule != "linear_decay":
+        raise ConfigError("optimizer.schedule", schedule, f"allowed: {', '.join(SCHEDULES)}")
+    start = int(decay_start * total_steps)
+
+    def factor(step: int) -> float:
+        return max(0.0, min(1.0, (total_steps - step) / max(1, total_steps - start)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

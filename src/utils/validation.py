@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.models.dcgan import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from src.models.optim import OPTIMIZERS
+from src.models.optim import OPTIMIZERS, SCHEDULES
 from src.utils.checkpoint import load_checkpoint
 from src.utils.errors import ConfigError
 
@@ -53,6 +53,11 @@ def validate_optimizer(cfg: DictConfig) -> None:
           "allowed: none, linear, sqrt")  # fmt: skip
     decay = opt.get("weight_decay", 0)
     check(is_number(decay) and decay >= 0, "optimizer.weight_decay", decay, "allowed: >= 0")
+    schedule = opt.get("schedule", "constant")
+    check(schedule in SCHEDULES, "optimizer.schedule", schedule,
+          f"allowed: {', '.join(SCHEDULES)}")  # fmt: skip
+    start = opt.get("decay_start", 0.5)
+    check(is_number(start) and 0 <= start < 1, "optimizer.decay_start", start, "allowed: [0, 1)")
 
 
 def validate_data(cfg: DictConfig) -> None:
