@@ -142,7 +142,8 @@ def test_bf16_mixed_precision_trains_on_cpu(train_cli):
 def test_a_linear_decay_schedule_reaches_zero_lr_at_the_end_of_training(train_cli):
     run_dir = train_cli(
         "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=4",
-        "callbacks.model_checkpoint.save_top_k=-1", "optimizer.schedule=linear_decay",
+        "callbacks.model_checkpoint.save_top_k=-1", "optimizer=adam",
+        "optimizer.schedule=linear_decay",
     )  # fmt: skip
     lrs = {}
     for name in ("epoch_000", "last"):
