@@ -86,7 +86,8 @@ def test_the_articles_sgd_setting_trains(train_cli):
     checkpoint = load_checkpoint(run_dir)
     assert checkpoint["config"]["optimizer"] == {
         "name": "sgd", "lr": 2e-4, "momentum": 0.9, "weight_decay": 0.0, "fused": True,
-        "scale_lr": "none", "lr_g": None, "lr_d": None,
+        "scale_lr": "none", "lr_g": None, "lr_d": None, "schedule": "constant",
+        "decay_start": 0.5,
     }  # fmt: skip
     for state in checkpoint["optimizer_states"]:
         assert state["param_groups"][0]["momentum"] == 0.9
