@@ -201,11 +201,20 @@ class GANModule(LightningModule):
         lr, lr_d, lr_g = (None if v is None else v * scale for v in (cfg.pop("lr"), lr_d, lr_g))
         opt_d = build_optimizer(self.discriminator.parameters(), lr=lr_d or lr, **cfg)
         opt_g = build_optimizer(self.generator.parameters(), lr=lr_g or lr, **cfg)
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
-        schedules = [build_schedule(o, schedule, total, decay_start) for o in (opt_d, opt_g)]
+        # The batch count of the whole run, read when the schedule first steps (the trainer
+        # knows it then). Not `estimated_stepping_batches`: it builds the train dataloader
+        # before a checkpoint's RNG states are restored, so a resumed run would draw
+        # differently from an uninterrupted one.
+        schedules = [
+            build_schedule(o, schedule, self.scheduled_batches, decay_start) for o in (opt_d, opt_g)
+        ]
         if schedules[0] is None:
             return [opt_d, opt_g]
         return [opt_d, opt_g], schedules
+
+    def scheduled_batches(self) -> int:
+        """Training batches in the whole run (what an lr schedule spans)."""
+        return max(1, int(self.trainer.num_training_batches) * max(1, self.trainer.max_epochs))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ema_updates"] = self.ema_updates

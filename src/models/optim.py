@@ -1,6 +1,6 @@
 """Optimizers from the `optimizer` config group: one `momentum` knob for SGD and Adam."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -37,21 +37,29 @@ def build_optimizer(
 
 
 def build_schedule(
-    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, decay_start: float = 0.5
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    total_steps: int | Callable[[], int],
+    decay_start: float = 0.5,
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
     """None for `constant`; for `linear_decay` the lr stays put for the first `decay_start` of
     the `total_steps` batches, then falls linearly to 0 at the last one (stepped per batch).
 
-    The factor is a plain function of the step, so a checkpoint keeps only the step count and
-    a resumed run with more epochs stretches the schedule to its new length.
+    `total_steps` may be a callable, read at every step after the first: the module passes
+    the trainer's batch count, which is known only once training starts. The factor is a
+    plain function of the step, so a checkpoint keeps only the step count and a resumed run
+    with more epochs stretches the schedule to its new length.
     """
     if schedule == "constant":
         return None
     if schedule != "linear_decay":
         raise ConfigError("optimizer.schedule", schedule, f"allowed: {', '.join(SCHEDULES)}")
-    start = int(decay_start * total_steps)
 
     def factor(step: int) -> float:
-        return max(0.0, min(1.0, (total_steps - step) / max(1, total_steps - start)))
+        if step == 0:
+            return 1.0  # whatever the length (LambdaLR evaluates step 0 when it is built)
+        total = total_steps() if callable(total_steps) else total_steps
+        start = int(decay_start * total)
+        return max(0.0, min(1.0, (total - step) / max(1, total - start)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
