@@ -15,11 +15,13 @@ classifier gives >= 0.9 confidence, and the smallest / largest class share.
 """
 
 import argparse
+import copy
 import json
 import sys
 import time
+from pathlib import Path
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments" / "digits_quality"))
 import torch  # noqa: E402
@@ -69,7 +71,6 @@ data = ((data + 1) * 127.5).round().to(torch.uint8)
 nz = a.nz + a.cat
 G = Generator(32, 1, nz, a.ngf)
 D = Discriminator(32, 1, a.ndf)
-feat_dim = None
 if a.cat:
     # Q head on D's last feature map (InfoGAN)
     D_body = D.net[:-1]
@@ -97,9 +98,7 @@ aug_names = [s for s in a.aug.split(",") if s]
 
 def color(x):
     n = len(x)
-    x = (
-        x + (torch.rand(n, 1, 1, 1) - 0.5) * 0.5
-    )  # brightness +-0.25 (in [-1,1] units: +-0.5 of [0,1]? keep mild)
+    x = x + (torch.rand(n, 1, 1, 1) - 0.5) * 0.5  # brightness: +-0.25 on the [-1, 1] scale
     m = x.mean(dim=[1, 2, 3], keepdim=True)
     return (x - m) * (torch.rand(n, 1, 1, 1) + 0.5) + m  # contrast 0.5..1.5
 
@@ -135,11 +134,8 @@ def latent(n, gen=None):
     return torch.cat([z, F.one_hot(c, a.cat).float()], 1), c
 
 
-import copy  # noqa: E402
-
 Gema = copy.deepcopy(G) if a.ema else None
 clf = load_or_train()
-zs = torch.Generator().manual_seed(1234)
 
 
 def eval_g(net):
