@@ -79,12 +79,15 @@ class GANModule(LightningModule):
         channels_last: NHWC convolutions are faster with oneDNN on CPU (1.15x per step at
         64x64 here, experiments/throughput) and with Tensor Cores on GPU. compile: G and D are
         compiled separately, in place, so state_dict keys stay the same (not the whole
-        LightningModule: the training step toggles requires_grad and steps optimizers).
+        LightningModule: the training step toggles requires_grad and steps optimizers). Compiled
+        networks keep the contiguous format: inductor's backward of G's channels_last
+        ConvTranspose2d weights failed a stride assertion on an H200 (torch 2.11, bf16-mixed;
+        experiments/throughput/RESULTS.md).
         """
         nets = [self.generator, self.discriminator]
         if self.generator_ema is not None:
             nets.append(self.generator_ema)
-        if self.hparams.channels_last:
+        if self.memory_format == torch.channels_last:
             for net in nets:
                 net.to(memory_format=torch.channels_last)
         if self.hparams.compile and not self._compiled:
@@ -190,7 +193,8 @@ class GANModule(LightningModule):
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.hparams.channels_last else torch.contiguous_format
+        nhwc = self.hparams.channels_last and not self.hparams.compile
+        return torch.channels_last if nhwc else torch.contiguous_format
 
     def configure_optimizers(self) -> Any:
         cfg = dict(self.hparams.optimizer)
