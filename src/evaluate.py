@@ -11,26 +11,36 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+from pytorch_lightning import LightningDataModule
 
+from src.generate import generate
 from src.metrics.evaluator import Evaluator
-from src.models.loading import generate, load_generator
-from src.utils.cli import one_line_errors
+from src.utils.checkpoint import load_generator, rebuild
+from src.utils.cli import check_int, one_line_errors, writable_dir
 from src.utils.errors import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
-    if not isinstance(cfg.n, int) or cfg.n < 10:
-        raise ConfigError("n", cfg.n, "allowed: an integer >= 10")
+    check_int(cfg, "n", 10, 1_000_000)
+    check_int(cfg, "num_real", 10, 10_000_000)
+    check_int(cfg, "seed", 0, 2**63 - 1)
+    check_int(cfg, "domain_epochs", 1, 1000)
+    out = Path(cfg.out) if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
+    writable_dir("out", out.parent)  # before minutes of work, not after
+    if out.is_dir():
+        raise ConfigError("out", str(out), "is a directory; give the JSON file's path")
     generator, config = load_generator(str(cfg.ckpt_path))
+    if not isinstance(config.get("data"), dict):
+        raise ConfigError("ckpt_path", str(cfg.ckpt_path), "its run config has no data section")
     data = dict(config["data"])
     if cfg.data_root is not None:
         data["root"] = cfg.data_root
     if "root" in data and data["root"] is not None and not Path(data["root"]).is_dir():
         raise ConfigError("data_root", data["root"], "no such directory (the run's data.root)")
     evaluator = Evaluator(
-        hydra.utils.instantiate(data), num_real=cfg.num_real, epochs=cfg.domain_epochs,
+        rebuild(data, "data", LightningDataModule), num_real=cfg.num_real, epochs=cfg.domain_epochs,
         cache_dir=cfg.cache_dir, inception_weights=cfg.inception_weights, use_inception=True,
     )  # fmt: skip
     metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed))
@@ -42,8 +52,6 @@ def main(cfg: DictConfig) -> dict:
         "domain_model_test_accuracy": evaluator.model.test_accuracy,
         "note": "domain-CNN features, not Inception: not comparable with published FIDs",
     }
-    out = Path(cfg.out) if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     floor = report["real_vs_real"] or {}
     for name, value in metrics.items():

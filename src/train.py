@@ -5,8 +5,8 @@ reported within the time it takes to import torch.
 """
 
 import os
-import sys
-import warnings
+import signal
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.cli import one_line_errors
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, Interrupted
+from src.utils.rundir import RunDirectory
 from src.utils.validation import planned_world_size, validate
 
 DATA_PARALLEL = ("auto", "ddp", "gan_ddp")
@@ -29,49 +30,26 @@ def choose_strategy(trainer_cfg: DictConfig) -> Any:
     """
     strategy = trainer_cfg.get("strategy", "auto")
     if strategy in DATA_PARALLEL and planned_world_size(trainer_cfg) > 1:
-        import src.utils.distributed  # noqa: F401  (registers gan_ddp with Lightning)
-
         return "gan_ddp"
     return strategy
 
 
-def relaunch_as_single_run() -> None:
-    """Lets a Hydra multirun job use several processes.
-
-    Lightning starts ranks 1..N-1 by re-running this command line with `hydra.run.dir=` set
-    to Hydra's run dir. In a multirun that command line is the whole sweep (`-m ...`), and
-    the run dir is not the job's directory: each rank would start the sweep again. So the
-    job's own overrides become the command line and its output dir the run dir.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import read_write
-
-    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK"):
-        return
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg.run):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-
-
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, re-raising a ConfigError from a constructor as itself.
-
-    Hydra wraps constructor errors in InstantiationException; a user mistake found by one of our
-    constructors should still be reported as its one line.
-    """
+    """hydra.utils.instantiate with plain containers as arguments (so checkpoints hold no
+    OmegaConf objects); a constructor's ConfigError is re-raised as itself, and arguments
+    the constructor does not take are a config error too."""
     try:
-        return hydra.utils.instantiate(cfg, **kwargs)
+        return hydra.utils.instantiate(cfg, _convert_="all", **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         while cause is not None and not isinstance(cause, ConfigError):
             cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
+        if cause is not None:
+            raise cause from None
+        if isinstance(error.__cause__, TypeError):
+            target = cfg.get("_target_", "?")
+            raise ConfigError(f"{target}", "arguments", str(error.__cause__)) from None
+        raise
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
@@ -84,25 +62,22 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Validates, seeds, builds data/model/callbacks/loggers/trainer, fits, returns metrics.
 
-    Raises ConfigError for a user mistake (before any heavy work) and DivergenceError when
-    the losses stay non-finite.
+    Raises ConfigError for a user mistake (before any heavy work), DivergenceError when the
+    losses stay non-finite and Interrupted after SIGINT/SIGTERM.
     """
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     validate(cfg, ckpt_path)
+    with RunDirectory(cfg.paths.output_dir, cfg):
+        return fit(cfg, ckpt_path)
 
+
+def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     from pytorch_lightning import Trainer, seed_everything
     from pytorch_lightning.utilities import rank_zero_info
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from src.utils.loggers import ensure_loggers_start
 
-    # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
-    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
-    # The CSV logger writes metrics.csv into the run dir, which always holds .hydra/ already.
-    warnings.filterwarnings(
-        "ignore", message="Experiment logs directory .* exists and is not empty"
-    )
-    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates: not actionable here.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -110,8 +85,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
     strategy = choose_strategy(cfg.trainer)
+    distributed = None
     if strategy == "gan_ddp":
-        relaunch_as_single_run()
+        from src.utils import distributed  # registers gan_ddp with Lightning
+
+        distributed.relaunch_as_single_run()
     trainer: Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, strategy=strategy
     )
@@ -131,22 +109,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         # weights_only: a checkpoint is data, never code (a pickle payload is refused).
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        raise Interrupted(interrupted_message("SIGTERM", cfg), 128 + signal.SIGTERM) from None
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful stop + exit(1)
+            raise Interrupted(interrupted_message("SIGINT", cfg), 128 + signal.SIGINT) from None
+        raise
     finally:
-        if strategy == "gan_ddp":
-            end_distributed(environment)
+        if distributed is not None:
+            distributed.end_distributed(environment)
     return dict(trainer.callback_metrics)
 
 
-def end_distributed(environment: dict[str, str]) -> None:
-    """Leaves the process as it was, so the next job of a multirun starts its own processes:
-    Lightning's launcher sets MASTER_PORT, LOCAL_RANK, ... in this process's environment
-    and would otherwise take the next job for an already-launched rank."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(environment)
+def interrupted_message(signal_name: str, cfg: DictConfig) -> str:
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    saved = f"{last} holds the last completed epoch" if last.is_file() else "no epoch completed"
+    return (
+        f"stopped by {signal_name}; {saved}; continue with ckpt_path=auto "
+        f"hydra.run.dir={cfg.paths.output_dir}"
+    )
 
 
 def compose_config(
@@ -154,8 +135,6 @@ def compose_config(
 ) -> DictConfig:
     """The run config `python -m src.train <overrides>` would use, for the Python API
     (notebooks, scripts): `train(compose_config(["trainer.max_epochs=5"], "outputs/nb"))`."""
-    from pathlib import Path
-
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict

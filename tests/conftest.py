@@ -48,3 +48,36 @@ def train_cli(tmp_path: Path):
         return run_dir
 
     return run
+
+
+def run_entry(module: str, *args: str) -> tuple[int, str]:
+    """`python -m <module> <args>` in this process (no interpreter start-up): exit status and
+    stderr. The same entry function and error boundary as the real command line."""
+    import contextlib
+    import io
+    import runpy
+
+    stderr, argv = io.StringIO(), sys.argv
+    sys.argv = [str(ROOT / (module.replace(".", "/") + ".py")), *args]
+    try:
+        with contextlib.redirect_stderr(stderr):
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        status = 0
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        sys.argv = argv
+    return status, stderr.getvalue()
+
+
+@pytest.fixture
+def train_entry(tmp_path: Path):
+    """A tiny `debug=fast` training through src.train's entry function, in this process."""
+
+    def run(*overrides: str, run_dir: Path | None = None) -> tuple[int, str]:
+        run_dir = run_dir or tmp_path / "run"
+        return run_entry(
+            "src.train", "debug=fast", *TINY, "logger=csv", f"hydra.run.dir={run_dir}", *overrides
+        )
+
+    return run

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pytorch_lightning import LightningDataModule
 
 from src.data.cifar import CIFAR10DataModule
 from src.data.folder import CelebADataModule, FolderDataModule
 from src.data.idx import MNISTDataModule
 from src.data.transforms import fit_pil
+from src.utils.checkpoint import load_generator, rebuild
 from tests import fixtures
 from tests.conftest import TINY, run_cli
 
@@ -46,7 +48,9 @@ def test_each_dataset_trains_one_fast_epoch_from_its_real_format(tmp_path, name)
     )  # fmt: skip
     grid = Image.open(run_dir / "samples" / "epoch_000.png")
     assert grid.size == (8 * (SIZES[name] + 2) + 2,) * 2  # G follows the data's resolution
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    # Its checkpoint is usable: weights-only load, G and the datamodule rebuilt (issue 16, #3).
+    generator, config = load_generator(str(run_dir / "checkpoints" / "last.ckpt"))
+    assert isinstance(rebuild(config["data"], "data", LightningDataModule), LightningDataModule)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_deterministic_runs_give_identical_metrics(tmp_path):
 WRITER = """
 import sys, torch
 sys.path.insert(0, {root!r})
-from src.utils.io import atomic_torch_save
+from src.utils.checkpoint import atomic_torch_save
 for i in range(1_000_000):
     atomic_torch_save({{"state_dict": {{"w": torch.full((8_000_000,), float(i))}}}}, {path!r})
 """
@@ -171,6 +171,6 @@ def test_d_collapse_is_warned_once_per_episode(caplog):
     ok, collapsed = (torch.tensor(0.6), torch.tensor(0.4)), (torch.tensor(1.0), torch.tensor(0.0))
     for d_real, d_fake in [ok, collapsed, collapsed, collapsed, collapsed, ok, *[collapsed] * 3]:
         monitor.update(torch.tensor(False), d_real, d_fake)
-        monitor.check(step=0)
+        monitor.check(step=0, completed_epochs=0)
     warnings = [r for r in caplog.records if "D collapse" in r.getMessage()]
     assert len(warnings) == 2  # one per episode of >= 3 collapsed steps

@@ -8,6 +8,8 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_only
 
+from src.utils.checkpoint import atomic_write
+
 CURVES = ("train/loss_d", "train/loss_g")
 
 
@@ -61,7 +63,7 @@ class LossPlot(Callback):
         ax.legend()
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.path)
+        atomic_write(self.path, lambda file: fig.savefig(file, format="png"))  # never half a PNG
         plt.close(fig)
 
     def state_dict(self) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.sampling import EpochSampler
+from src.utils.checkpoint import atomic_torch_save
 from src.utils.errors import ConfigError
-from src.utils.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,14 @@ class ImageDataModule(LightningDataModule):
                 log.warning("Ignoring unreadable data cache %s (%s)", path, error)
         images = stack_dataset(self.dataset, self.hparams.num_workers)
         if path is not None:
-            atomic_torch_save(images, path)
+            try:
+                atomic_torch_save(images, path)
+            except OSError as error:
+                if self.hparams.cache_dir:  # the user chose it: say so
+                    raise ConfigError(
+                        "data.cache_dir", self.hparams.cache_dir, f"not writable ({error.strerror})"
+                    ) from None
+                log.warning("Not caching the decoded data (%s: %s)", path, error.strerror)
         return images
 
     def cache_path(self) -> Path | None:

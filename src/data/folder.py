@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -39,16 +40,35 @@ class FileImages(Dataset):
             try:
                 with Image.open(self.paths[i]) as image:
                     return fit_pil(image, self.size, self.channels)
-            except (OSError, UnidentifiedImageError, ValueError) as error:
+            except UNREADABLE as error:
                 self.bad.add(i)
                 log.warning("Skipping unreadable image %s (%s)", self.paths[i], error)
         raise ConfigError("data.root", str(self.paths[0].parent), "no readable image files")
 
 
+MAX_SCANNED_FILES = 2_000_000
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+
+
 def list_images(root: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Every file under `root` (recursively) with one of `extensions`, in a stable order."""
+    """Every file under `root` (recursively) with one of `extensions`, in a stable order.
+
+    A file-system root or a home directory is no dataset (scanning `/` would crawl every
+    mounted disk and write a cache there), and the scan stops past MAX_SCANNED_FILES.
+    """
+    if root.resolve() in (Path("/"), Path.home().resolve()):
+        raise ConfigError("data.root", str(root), "not a dataset folder: give the folder of images")
     extensions = tuple(e.lower() for e in extensions)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+    found, scanned = [], 0
+    for directory, _, names in os.walk(root, followlinks=False):
+        scanned += len(names)
+        if scanned > MAX_SCANNED_FILES:
+            raise ConfigError(
+                "data.root", str(root), f"more than {MAX_SCANNED_FILES:,} files under it: "
+                "not a dataset folder (give the folder of images)",
+            )  # fmt: skip
+        found += [Path(directory, n) for n in names if Path(n).suffix.lower() in extensions]
+    return sorted(p for p in found if p.is_file())
 
 
 def stat_fingerprint(root: Path, paths: list[Path]) -> str:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.utils.io import atomic_torch_save
+from src.utils.checkpoint import atomic_torch_save
 
 log = logging.getLogger(__name__)
 FEATURES = 128

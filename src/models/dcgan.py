@@ -20,6 +20,12 @@ def num_scales(image_size: int) -> int:
     return int(math.log2(image_size)) - 2
 
 
+def positive_int(key: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(key, value, "allowed: an integer >= 1")
+    return value
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
     """The DCGAN paper's init: conv weights N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
@@ -51,12 +57,14 @@ class Generator(nn.Module):
         component_spread: float = 1.0,
     ):
         super().__init__()
+        positive_int("model.generator.latent_dim", latent_dim)
+        positive_int("model.generator.ngf", ngf)
         if not isinstance(latent_components, int) or latent_components < 0:
             raise ConfigError(
                 "model.generator.latent_components", latent_components,
                 "allowed: an integer >= 0 (0: a single Gaussian)",
             )  # fmt: skip
-        if not component_spread > 0:
+        if not (isinstance(component_spread, int | float) and 0 < component_spread < float("inf")):
             raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
         self.latent_dim = latent_dim
         self.latent_components = latent_components
@@ -105,6 +113,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_size: int, channels: int, ndf: int = 64):
         super().__init__()
+        positive_int("model.discriminator.ndf", ndf)
         scales = num_scales(image_size)
         # No BatchNorm on the first block (DCGAN paper, section 3).
         layers: list[nn.Module] = [

@@ -48,14 +48,16 @@ class GANModule(LightningModule):
         if loss not in LOSSES:
             raise ConfigError("model.loss", loss, f"allowed: {', '.join(LOSSES)}")
         generator_loss(torch.zeros(1), g_objective)  # validates the objective name up front
-        if d_steps_per_g_step < 1:
+        if not isinstance(num_fixed_noise, int) or num_fixed_noise < 1:
+            raise ConfigError("model.num_fixed_noise", num_fixed_noise, "allowed: an integer >= 1")
+        if not isinstance(d_steps_per_g_step, int) or d_steps_per_g_step < 1:
             raise ConfigError("model.d_steps_per_g_step", d_steps_per_g_step, "allowed: >= 1")
         augment = list(augment or [])
         if unknown := [a for a in augment if a not in POLICIES]:
             raise ConfigError("model.augment", unknown, f"allowed entries: {', '.join(POLICIES)}")
-        if max_nonfinite_steps < 1:
+        if not isinstance(max_nonfinite_steps, int) or max_nonfinite_steps < 1:
             raise ConfigError("model.max_nonfinite_steps", max_nonfinite_steps, "allowed: >= 1")
-        if not 0.0 <= ema_decay < 1.0:
+        if not (isinstance(ema_decay, int | float) and 0.0 <= ema_decay < 1.0):
             raise ConfigError("model.ema_decay", ema_decay, "allowed: [0, 1) (0 disables EMA)")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.automatic_optimization = False
@@ -98,7 +100,10 @@ class GANModule(LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
         real = batch.contiguous(memory_format=self.memory_format)
         opt_d, opt_g = self.optimizers()
-        g_turn = (batch_idx + 1) % self.hparams.d_steps_per_g_step == 0
+        # Counted over the whole run (and across a resume), not per epoch: with more D steps
+        # per G step than batches in an epoch, a per-epoch count would never reach G's turn.
+        batch_number = self.trainer.fit_loop.total_batch_idx + 1
+        g_turn = batch_number % self.hparams.d_steps_per_g_step == 0
         z = self.generator.sample_latent(real.shape[0], device=real.device)
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
             fake = self.generator(z)
@@ -134,7 +139,8 @@ class GANModule(LightningModule):
         for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
             schedule.step()
         if (self.trainer.fit_loop.total_batch_idx + 1) % self.trainer.log_every_n_steps == 0:
-            self.health.check(self.trainer.fit_loop.total_batch_idx)  # a sync, on log steps only
+            # a sync, on log steps only
+            self.health.check(self.trainer.fit_loop.total_batch_idx, self.trainer.current_epoch)
 
         # Device tensors, logged on step only: Lightning converts them to numbers every
         # `log_every_n_steps`, so there is no host-device sync on the other steps.
@@ -227,6 +233,26 @@ class GANModule(LightningModule):
             checkpoint["config"] = self.config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuses, in one line, a checkpoint made for other networks or another optimizer."""
+        ours = self.state_dict()
+        for name, value in checkpoint["state_dict"].items():
+            if name in ours and ours[name].shape != value.shape:
+                raise ConfigError(
+                    "ckpt_path", name, f"shape {tuple(value.shape)} in the checkpoint, "
+                    f"{tuple(ours[name].shape)} in this model: it was trained with other widths",
+                )  # fmt: skip
+        stored = set(checkpoint["state_dict"])
+        if differing := sorted(set(ours) ^ stored):
+            where = "missing from" if differing[0] in ours else "only in"
+            raise ConfigError(
+                "ckpt_path", differing[0], f"{where} the checkpoint: it was made for another model"
+            )
+        saved = (checkpoint.get("config") or {}).get("optimizer", {}).get("name")
+        if saved is not None and saved != self.hparams.optimizer.get("name"):
+            raise ConfigError(
+                "optimizer.name", self.hparams.optimizer.get("name"),
+                f"the checkpoint was trained with optimizer.name={saved}",
+            )  # fmt: skip
         self.ema_updates = checkpoint.get("ema_updates", 0)
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
@@ -306,17 +332,21 @@ class HealthMonitor:
         self.collapse_run = (self.collapse_run + collapsed) * collapsed
         return self.total
 
-    def check(self, step: int) -> None:
+    def check(self, step: int, completed_epochs: int) -> None:
         if self.total is None:
             return
         worst, collapse = (int(t) for t in torch.stack([self.worst_run, self.collapse_run]))
         self.worst_run = torch.zeros_like(self.worst_run)
         if worst >= self.max_nonfinite_steps:
+            saved = (
+                "checkpoints/last.ckpt holds the last completed epoch (resume: ckpt_path=auto)"
+                if completed_epochs
+                else "no epoch completed, so no checkpoint was written"
+            )
             raise DivergenceError(
                 f"training diverged: {worst} consecutive steps with a non-finite loss by batch "
                 f"{step} (model.max_nonfinite_steps={self.max_nonfinite_steps}); those updates "
-                "were skipped and checkpoints/last.ckpt holds the last completed epoch; lower "
-                "optimizer.lr or check the data, then resume with ckpt_path=auto"
+                f"were skipped; {saved}; lower optimizer.lr or check the data"
             )
         if collapse >= self.collapse_warn_steps and not self.collapse_warned:
             log.warning(

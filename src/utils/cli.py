@@ -1,11 +1,24 @@
-"""What every entry point (train, generate, evaluate) does with a user mistake: one line."""
+"""The one boundary between an entry point (train, generate, evaluate) and its user.
+
+Every exception that reaches it becomes one line on stderr and an exit status: 2 for a
+config, data or checkpoint mistake, 3 for divergence, 130/143 after SIGINT/SIGTERM, 1 for
+anything else (a bug: `HYDRA_FULL_ERROR=1` shows its traceback).
+"""
 
 import functools
+import os
 import sys
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from src.utils.errors import ConfigError, DivergenceError
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from src.utils.errors import ConfigError, DivergenceError, Interrupted
+
+EXIT_CONFIG, EXIT_DIVERGENCE = 2, 3
 
 
 def fail(message: str, status: int) -> None:
@@ -14,16 +27,70 @@ def fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
-    """ConfigError -> `error: config error: ...`, exit 2; DivergenceError -> exit 3."""
+def describe(error: BaseException) -> str:
+    """The useful line of an exception's message (a DataLoader worker's error is wrapped in
+    a message that holds the worker's traceback: keep its last line, the original error)."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
+
+def is_user_error(error: BaseException) -> bool:
+    """Config mistakes found by OmegaConf (missing values, bad interpolations) or by
+    Lightning's own Trainer checks."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    return isinstance(error, OmegaConfBaseException | MisconfigurationException)
+
+
+def quiet_known_warnings() -> None:
+    """The project's only warning filters: noise that is understood and not actionable."""
+    # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(main)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        quiet_known_warnings()
         try:
             return main(*args, **kwargs)
         except ConfigError as error:
-            fail(f"config error: {error}", status=2)
+            fail(f"config error: {error}", status=EXIT_CONFIG)
         except DivergenceError as error:
-            fail(str(error), status=3)
+            fail(str(error), status=EXIT_DIVERGENCE)
+        except Interrupted as error:
+            fail(str(error), status=error.status)
+        except Exception as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if is_user_error(error) or "ConfigError: " in describe(error):
+                fail(f"config error: {describe(error)}", status=EXIT_CONFIG)
+            fail(f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", status=1)
 
     return wrapped
+
+
+def check_int(cfg: DictConfig, key: str, low: int, high: int) -> int:
+    """`cfg[key]` as an int in [low, high], else a ConfigError naming the key."""
+    value = cfg[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(key, value, f"allowed: an integer in [{low}, {high}]")
+    return value
+
+
+def writable_dir(key: str, path: str | os.PathLike) -> Path:
+    """`path` as an existing (created) writable directory, checked before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(key, str(path), "is a file; give a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(key, str(path), f"cannot create it ({error.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), "not writable")
+    return path

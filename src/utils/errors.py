@@ -11,3 +11,11 @@ class ConfigError(ValueError):
 
 class DivergenceError(RuntimeError):
     """Training diverged: too many consecutive non-finite losses (exit status 3)."""
+
+
+class Interrupted(RuntimeError):
+    """The run was stopped by a signal after saving what it had (exit status 128 + signal)."""
+
+    def __init__(self, message: str, status: int):
+        self.status = status
+        super().__init__(message)

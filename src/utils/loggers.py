@@ -1,5 +1,8 @@
-"""Logger factories whose behaviour depends on the environment (W&B with or without a key)."""
+"""Loggers that survive a resume (metrics.csv keeps its rows; W&B continues the same run id)
+and W&B that depends on the environment (online with a key, else offline)."""
 
+import csv
+import io
 import logging
 import netrc
 import os
@@ -7,8 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+
+from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +30,62 @@ def wandb_api_key_available() -> bool:
         return netrc.netrc(path).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+class _ResumingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv when it starts, so a resumed run
+    lost every row written before the crash. This one keeps them: at its first save it drops
+    only the rows at or past the first step it logs (work redone since the checkpoint), so
+    no row is lost and none is duplicated."""
+
+    def _check_log_dir_exists(self) -> None:
+        self._trimmed = False
+
+    def save(self) -> None:
+        if self.metrics and not self._trimmed and os.path.isfile(self.metrics_file_path):
+            first = min(m["step"] for m in self.metrics)
+            with open(self.metrics_file_path, newline="") as file:
+                reader = csv.DictReader(file)
+                keys, rows = list(reader.fieldnames or []), list(reader)
+            kept = [r for r in rows if r.get("step") and float(r["step"]) < first]
+
+            def write(out) -> None:
+                text = io.StringIO()
+                writer = csv.DictWriter(text, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(kept)
+                out.write(text.getvalue().encode())
+
+            atomic_write(self.metrics_file_path, write)
+            self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
+        self._trimmed = True
+        super().save()
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger whose metrics.csv survives `ckpt_path=auto` (see _ResumingWriter)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def wandb_run_id(save_dir: str | None) -> str:
+    """The W&B run id of this run directory: made once, reused by every resume of it, so a
+    resumed run continues the same W&B run."""
+    import wandb
+
+    path = Path(save_dir or ".") / "wandb" / "convgan_run_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = wandb.util.generate_id()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: Any) -> WandbLogger:
@@ -42,6 +105,8 @@ def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: 
     if mode == "offline":
         rank_zero_info("W&B: logging offline (upload later with `wandb sync`).")
     os.environ.setdefault("WANDB_SILENT", "true")
+    if rank_zero_only.rank == 0 and "id" not in kwargs:
+        kwargs = {**kwargs, "id": wandb_run_id(kwargs.get("save_dir")), "resume": "allow"}
     logger = WandbLogger(
         offline=mode == "offline", mode=mode,
         settings=wandb.Settings(init_timeout=init_timeout), **kwargs,

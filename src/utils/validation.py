@@ -4,7 +4,9 @@ Each mistake raises a ConfigError: the key, the bad value, what is allowed. Miss
 never get here: Hydra's struct mode already refuses overrides of keys that do not exist.
 """
 
+import math
 import os
+import re
 from numbers import Real
 from pathlib import Path
 
@@ -18,13 +20,14 @@ from src.utils.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = (
-    "32-true", "32", 32, "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true", "64", 64,
-    "transformer-engine",
+    "32-true", "32", 32, "16-mixed", "bf16-mixed", "bf16-true", "16-true",
 )  # fmt: skip
+DEVICE_IDS = re.compile(r"^\s*-?\d+\s*$|^\s*\d+\s*(,\s*\d+\s*)*,?\s*$")
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+    """A finite real number (inf and nan are never a sensible setting)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_int(value: object) -> bool:
@@ -120,17 +123,26 @@ def validate_trainer(cfg: DictConfig) -> None:
             1 <= devices <= available or devices == -1, "trainer.devices", devices,
             f"allowed: 1..{available} ({available} {kind} here) or -1 for all",
         )  # fmt: skip
-    elif devices != "auto" and not isinstance(devices, list | tuple | str):
+    elif devices != "auto" and not (
+        (isinstance(devices, str) and DEVICE_IDS.match(devices))
+        or (isinstance(devices, list | tuple) and devices and all(is_int(d) for d in devices))
+    ):
         raise ConfigError("trainer.devices", devices, "allowed: a count, a list of ids or auto")
     precision = trainer.get("precision", "32-true")
     check(
         precision in PRECISIONS, "trainer.precision", precision,
-        "allowed: 32-true, bf16-mixed, 16-mixed, bf16-true, 16-true, 64-true",
+        "allowed: 32-true, bf16-mixed, 16-mixed, bf16-true, 16-true",
     )  # fmt: skip
     epochs = trainer.get("max_epochs")
     check(
         epochs is None or (is_int(epochs) and (epochs >= 1 or epochs == -1)),
         "trainer.max_epochs", epochs, "allowed: an integer >= 1, or -1 for no limit",
+    )  # fmt: skip
+    limit = trainer.get("limit_train_batches")
+    check(
+        limit is None or (is_int(limit) and limit >= 1) or (is_number(limit) and 0 < limit <= 1),
+        "trainer.limit_train_batches", limit,
+        "allowed: null (all), a count >= 1 or a fraction in (0, 1]; 0 would train nothing",
     )  # fmt: skip
     every = trainer.get("log_every_n_steps", 50)
     check(is_int(every) and every >= 1, "trainer.log_every_n_steps", every, "allowed: >= 1")
@@ -171,7 +183,10 @@ def validate_checkpoint(cfg: DictConfig, ckpt_path: str | None) -> None:
 
 def validate(cfg: DictConfig, ckpt_path: str | None = None) -> None:
     """All start-up checks; raises the first ConfigError found."""
-    check(is_int(cfg.seed), "seed", cfg.seed, "allowed: an integer")
+    check(
+        is_int(cfg.seed) and 0 <= cfg.seed < 2**32, "seed", cfg.seed,
+        "allowed: an integer in [0, 2**32)",
+    )  # fmt: skip
     validate_optimizer(cfg)
     validate_data(cfg)
     validate_model(cfg)

@@ -1,0 +1,82 @@
+"""The run directory a training run owns: locked while in use, its Hydra files written once
+the lock is held, debris of killed writers cleared."""
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.checkpoint import remove_orphaned_temp_files
+from src.utils.errors import ConfigError
+
+
+def is_first_process() -> bool:
+    """The launching process (rank 0 of node 0); the ranks it starts share its directory."""
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+class RunDirectory:
+    """`with RunDirectory(path, cfg):` holds an exclusive lock on `<path>/.lock` for the run.
+
+    A second run into the same directory is refused in one line instead of mixing its
+    metrics and checkpoints with the first. The lock is an OS file lock (flock), so a run
+    that was killed releases it with its process: nothing stale to clean up by hand.
+    """
+
+    def __init__(self, path: str | os.PathLike, cfg: DictConfig | None = None):
+        self.path, self.cfg = Path(path), cfg
+        self.file: IO[str] | None = None
+
+    def __enter__(self) -> "RunDirectory":
+        if not is_first_process():
+            return self
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the run)
+        except OSError as error:
+            raise ConfigError("hydra.run.dir", str(self.path), f"not writable ({error})") from None
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "?"
+            self.file.close()
+            raise ConfigError(
+                "hydra.run.dir", str(self.path),
+                f"in use by another run (pid {owner}); wait for it or choose another directory",
+            ) from None  # fmt: skip
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+        self.write_hydra_files()
+        remove_orphaned_temp_files(self.path / "checkpoints")
+        return self
+
+    def write_hydra_files(self) -> None:
+        """`.hydra/config.yaml` (+ overrides.yaml) of this run, written under the lock (Hydra's
+        own copy is switched off in conf/hydra/default.yaml: it was written before any lock)."""
+        if self.cfg is None:
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        folder = self.path / ".hydra"
+        folder.mkdir(exist_ok=True)
+        OmegaConf.save(self.cfg, folder / "config.yaml")
+        if HydraConfig.initialized():
+            hydra_cfg = HydraConfig.get()
+            OmegaConf.save(
+                OmegaConf.create(list(hydra_cfg.overrides.task)), folder / "overrides.yaml"
+            )
+            OmegaConf.save({"hydra": hydra_cfg}, folder / "hydra.yaml")
+
+    def __exit__(
+        self, kind: type | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None

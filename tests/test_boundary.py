@@ -1,0 +1,355 @@
+"""Issue 16: hostile and unusual inputs. Each gives one line and the right exit status, loses
+nothing and writes nothing outside its run directory. In-process through the entry functions
+(`run_entry`); a few real subprocesses prove the same end to end (test_validation.py)."""
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.utils.checkpoint import (
+    CHECKSUM_KEY,
+    AtomicCheckpointIO,
+    load_checkpoint,
+    payload_checksum,
+)
+from src.utils.errors import ConfigError
+from src.utils.rundir import RunDirectory
+from tests import fixtures
+from tests.conftest import ROOT, TINY, run_entry
+
+
+def one_line(status: int, stderr: str, expected_status: int, *fragments: str) -> None:
+    assert status == expected_status, stderr[-2000:]
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, stderr[-2000:]
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture
+def trained(train_entry, tmp_path) -> Path:
+    status, err = train_entry()
+    assert status == 0, err
+    return tmp_path / "run"
+
+
+def rewrite(path: Path, edit) -> Path:
+    """A checkpoint edited as an attacker would, checksum recomputed so only our checks stop it."""
+    checkpoint = torch.load(path, weights_only=True)
+    edit(checkpoint)
+    checkpoint[CHECKSUM_KEY] = payload_checksum(checkpoint)
+    out = path.with_name("edited.ckpt")
+    torch.save(checkpoint, out)
+    return out
+
+
+# --- 1. a checkpoint's config never runs code ---------------------------------------------
+@pytest.mark.parametrize("module", ["src.generate", "src.evaluate"])
+@pytest.mark.parametrize("section", ["generator", "data"])
+def test_a_stored_config_target_outside_the_project_is_refused(trained, tmp_path, module, section):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    evil = {"_target_": "builtins.open", "_args_": [str(victim), "w"]}
+
+    def edit(checkpoint):
+        if section == "generator":
+            checkpoint["config"]["model"]["generator"] = evil
+        else:
+            checkpoint["config"]["data"] = evil
+
+    ckpt = rewrite(trained / "checkpoints" / "last.ckpt", edit)
+    status, err = run_entry(module, f"ckpt_path={ckpt}", f"out={tmp_path / 'out'}")
+    if module == "src.generate" and section == "data":  # generate never builds the data
+        assert status == 0, err
+    else:
+        one_line(status, err, 2, "builtins.open", "refused")
+    assert victim.read_text() == "precious"
+
+
+# --- 2. resuming keeps every metrics row --------------------------------------------------
+def test_resume_and_rerun_keep_every_metrics_row(train_entry, trained):
+    before = rows(trained)
+    assert len(before) == 4
+    status, err = train_entry("ckpt_path=auto", "trainer.max_epochs=2")
+    assert status == 0, err
+    after = rows(trained)
+    assert after[:4] == before and len(after) == 8
+    assert [int(r["step"]) for r in after] == sorted({int(r["step"]) for r in after})  # no dups
+    status, err = train_entry("ckpt_path=auto", "trainer.max_epochs=2")  # a requeued, done job
+    assert status == 0, err
+    assert rows(trained) == after
+
+
+@pytest.mark.slow
+def test_sigterm_saves_exits_143_and_resume_keeps_the_rows(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "src.train", *TINY, "logger=csv", "trainer.max_epochs=200",
+            "trainer.limit_train_batches=4", "trainer.log_every_n_steps=1",
+            f"hydra.run.dir={run_dir}"]  # fmt: skip
+    process = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (run_dir / "checkpoints" / "epoch_002.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "ckpt_path=auto" in stderr
+    kept = rows(run_dir)
+    assert len(kept) >= 12
+    resumed = subprocess.run([*args, "ckpt_path=auto", "trainer.max_epochs=6"], cwd=ROOT,
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = rows(run_dir)
+    assert len(final) == 24 and [r["step"] for r in final[:12]] == [r["step"] for r in kept[:12]]
+
+
+# --- 4. one run directory, one run ---------------------------------------------------------
+def test_a_second_run_into_a_directory_in_use_is_refused(train_entry, tmp_path):
+    run_dir = tmp_path / "run"
+    with RunDirectory(run_dir):
+        status, err = train_entry()
+    one_line(status, err, 2, "hydra.run.dir", "in use by another run")
+    assert not (run_dir / "metrics.csv").exists()
+    (run_dir / ".lock").write_text("999999\n")  # left by a killed run: no flock is held
+    status, err = train_entry()
+    assert status == 0, err
+
+
+def test_orphaned_temp_checkpoints_are_removed(train_entry, tmp_path):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    orphan = checkpoints / ".last.ckpt.999999.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    status, err = train_entry()
+    assert status == 0, err
+    assert not orphan.exists()
+
+
+# --- 5. more D steps per G step than batches in an epoch -----------------------------------
+def test_d_steps_per_g_step_counts_across_epochs(train_entry, tmp_path):
+    status, err = train_entry("model.d_steps_per_g_step=6", "trainer.max_epochs=3")
+    assert status == 0, err
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    g_state = checkpoint["optimizer_states"][1]["state"]
+    assert int(g_state[0]["step"]) == 2  # 12 batches of 4 per epoch: G stepped at 6 and 12
+
+
+# --- 6. non-finite values and weights ---------------------------------------------------------
+def test_nonfinite_weights_are_never_saved_and_the_last_checkpoint_stays(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    with pytest.warns(UserWarning, match="non-finite"):
+        io.save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float("nan")])}}, path)
+    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.ones(3))
+
+
+# --- 8/9. one line for every misuse -------------------------------------------------------------
+TRAIN_CASES = [
+    (["optimizer.lr=inf"], "optimizer.lr=inf"),
+    (["optimizer.weight_decay=inf"], "optimizer.weight_decay=inf"),
+    (["optimizer.lr=nan"], "optimizer.lr=nan"),
+    (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0"),
+    (["seed=-1"], "seed=-1"),
+    (["seed=99999999999999999999"], "seed="),
+    (["trainer.devices=1.5"], "trainer.devices=1.5"),
+    (["trainer.devices=abc"], "trainer.devices='abc'"),
+    (["trainer.precision=64-true"], "trainer.precision='64-true'"),
+    (["+trainer.gradient_clip_val=1.0"], "gradient_clip_val"),
+    (["+trainer.accumulate_grad_batches=2"], "accumulate_grad_batches"),
+    (["model.generator.latent_dim=0"], "model.generator.latent_dim=0"),
+    (["model.generator.ngf=-8"], "model.generator.ngf=-8"),
+    (["model.discriminator.ndf=0"], "model.discriminator.ndf=0"),
+    (["model.discriminator.ndf=wide"], "model.discriminator.ndf='wide'"),
+    (["model.ema_decay=abc"], "model.ema_decay='abc'"),
+    (["+model.generator.colour=1"], "colour"),
+    (["model.num_fixed_noise=0"], "model.num_fixed_noise=0"),
+    (["optimizer.lr=${oc.env:CONVGAN_NO_SUCH_VARIABLE}"], "CONVGAN_NO_SUCH_VARIABLE"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), TRAIN_CASES, ids=lambda c: str(c)[:40])
+def test_train_misuse_gives_one_line_and_status_2(train_entry, tmp_path, overrides, fragment):
+    status, err = train_entry(*overrides)
+    one_line(status, err, 2, fragment)
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_an_unwritable_cache_dir_is_one_line(train_entry, tmp_path):
+    root = fixtures.write_folder(tmp_path / "images", n=8)
+    status, err = train_entry("data=folder", f"data.root={root}", "data.image_size=32",
+                              "data.num_workers=0", "data.cache_dir=/proc/convgan")  # fmt: skip
+    one_line(status, err, 2, "data.cache_dir='/proc/convgan'", "not writable")
+
+
+def test_a_filesystem_root_is_not_a_dataset(train_entry):
+    status, err = train_entry("data=folder", "data.root=/", "data.image_size=32")
+    one_line(status, err, 2, "data.root='/'", "not a dataset folder")
+    assert not Path("/.convgan_cache").exists()
+
+
+def test_a_folder_of_only_broken_images_is_one_line(train_entry, tmp_path):
+    root = tmp_path / "broken"
+    root.mkdir()
+    for i in range(4):
+        (root / f"{i}.png").write_bytes(b"" if i % 2 else b"\x89PNG\r\n\x1a\n garbage")
+    status, err = train_entry("data=folder", f"data.root={root}", "data.image_size=32")
+    one_line(status, err, 2, "data.root")
+
+
+@pytest.fixture
+def ckpt(trained) -> Path:
+    return trained / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["n=0"], "n=0"),
+        (["n=1000000000"], "n=1000000000"),
+        (["nrow=0"], "nrow=0"),
+        (["interpolation_steps=0"], "interpolation_steps=0"),
+        (["seed=abc"], "seed='abc'"),
+    ],
+)
+def test_generate_misuse(ckpt, tmp_path, args, fragment):
+    status, err = run_entry("src.generate", f"ckpt_path={ckpt}", f"out={tmp_path / 'g'}", *args)
+    one_line(status, err, 2, fragment)
+    assert not (tmp_path / "g").exists()
+
+
+def test_generate_needs_a_checkpoint_and_a_directory(ckpt, tmp_path):
+    one_line(*run_entry("src.generate"), 2, "ckpt_path")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    one_line(*run_entry("src.generate", f"ckpt_path={ckpt}", f"out={a_file}"), 2, "is a file")
+
+
+def test_evaluate_checks_its_output_before_the_work(ckpt, tmp_path):
+    one_line(*run_entry("src.evaluate", f"ckpt_path={ckpt}", "num_real=0"), 2, "num_real=0")
+    blocked = tmp_path / "file.txt"
+    blocked.write_text("x")
+    status, err = run_entry("src.evaluate", f"ckpt_path={ckpt}", f"out={blocked}/m.json")
+    one_line(status, err, 2, "out=")
+
+    def no_data(checkpoint):
+        del checkpoint["config"]["data"]
+
+    edited = rewrite(ckpt, no_data)
+    one_line(*run_entry("src.evaluate", f"ckpt_path={edited}"), 2, "no data section")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["model.generator.ngf=16"], "other widths"),
+        (["model.generator.latent_components=0"], "latent_centres"),
+        (["optimizer=sgd"], "optimizer.name='sgd'"),
+    ],
+)
+def test_resuming_into_another_model_is_one_line(train_entry, ckpt, tmp_path, overrides, fragment):
+    status, err = train_entry(f"ckpt_path={ckpt}", *overrides, run_dir=tmp_path / "other")
+    one_line(status, err, 2, fragment)
+
+
+# --- checkpoints: checksum and fuzzing ------------------------------------------------------
+def fuzzed(data: bytes, rng: random.Random) -> bytes:
+    kind = rng.choice(["flip", "truncate", "zero"])
+    data = bytearray(data)
+    if kind == "truncate":
+        return bytes(data[: rng.randrange(len(data))])
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(data))
+        data[i] = data[i] ^ (1 << rng.randrange(8)) if kind == "flip" else 0
+    return bytes(data)
+
+
+def fuzz(ckpt: Path, tmp_path: Path, cases: int, seed: int) -> None:
+    """Every damaged copy either loads to exactly the original or is refused as a ConfigError."""
+    original, data = load_checkpoint(ckpt), ckpt.read_bytes()
+    rng = random.Random(seed)
+    for case in range(cases):
+        path = tmp_path / f"fuzz_{case}.ckpt"
+        path.write_bytes(fuzzed(data, rng))
+        try:
+            loaded = load_checkpoint(path)
+        except ConfigError:
+            continue
+        assert payload_checksum(loaded) == payload_checksum(original), f"case {case}"
+
+
+def test_damaged_checkpoints_are_refused_or_identical(ckpt, tmp_path):
+    fuzz(ckpt, tmp_path, cases=60, seed=0)
+
+
+@pytest.mark.slow
+def test_checkpoint_fuzzer_long(ckpt, tmp_path):
+    fuzz(ckpt, tmp_path, cases=600, seed=1)
+
+
+def test_a_type_swapped_state_dict_entry_is_refused(ckpt, tmp_path):
+    checkpoint = torch.load(ckpt, weights_only=True)
+    name = next(iter(checkpoint["state_dict"]))
+    checkpoint["state_dict"][name] = "not a tensor"
+    torch.save(checkpoint, tmp_path / "swapped.ckpt")  # checksum left as it was
+    with pytest.raises(ConfigError, match="checksum mismatch"):
+        load_checkpoint(tmp_path / "swapped.ckpt")
+
+
+# --- the property test: invalid values generated per config key -----------------------------
+def numeric_keys() -> list[str]:
+    from src.train import compose_config
+
+    cfg = compose_config(["debug=fast"], "/tmp/convgan-schema")
+    keys = []
+    for group in ("optimizer", "model", "model.generator", "model.discriminator", "data"):
+        node = cfg
+        for part in group.split("."):
+            node = node[part]
+        for key, value in node.items():
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if numeric and key not in ("image_size", "channels", "seed"):  # from data
+                keys.append(f"{group}.{key}")
+    return keys
+
+
+INVALID = ["'abc'", "-1", "inf", "nan", "1e30", "[1,2]"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", numeric_keys())
+def test_property_invalid_values_never_escape_as_tracebacks(train_entry, tmp_path, key):
+    outside = set(os.listdir(tmp_path))
+    for value in INVALID:
+        run_dir = tmp_path / f"run_{INVALID.index(value)}"
+        status, err = train_entry(f"{key}={value}", "trainer.limit_train_batches=1",
+                                  run_dir=run_dir)  # fmt: skip
+        assert "Traceback" not in err, (key, value, err[-2000:])
+        if status != 0:
+            one_line(status, err, 2)
+        assert set(os.listdir(tmp_path)) - outside <= {run_dir.name}
+        outside = set(os.listdir(tmp_path))
+
+
+def test_one_misuse_end_to_end_in_a_real_process(tmp_path):
+    """The in-process tables above hold for the real command line too (one example)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", *TINY, "optimizer.lr=inf", "logger=csv",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    one_line(result.returncode, result.stderr, 2, "optimizer.lr=inf")
