@@ -15,7 +15,7 @@ from src.data.idx import MNISTDataModule
 from src.data.transforms import fit_pil
 from src.utils.checkpoint import load_generator, rebuild
 from tests import fixtures
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, run_entry
 
 WRITERS = {
     "mnist": fixtures.write_mnist,
@@ -165,9 +165,11 @@ def test_a_data_mistake_is_one_clear_line(tmp_path, overrides, writer, message):
     if writer:
         writer(data)
     overrides = [o.format(tmp=data) for o in overrides]
-    result = run_cli(*TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run", check=False)
-    assert result.returncode == 2, result.stderr[-3000:]
-    (line,) = result.stderr.strip().splitlines()
+    status, stderr = run_entry(
+        "src.train", *TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run"
+    )
+    assert status == 2, stderr[-3000:]
+    (line,) = stderr.strip().splitlines()
     assert line.startswith("error: config error: ") and message.format(tmp=data) in line
     assert not (data / "pwned").exists()
 

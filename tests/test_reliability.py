@@ -64,12 +64,14 @@ def test_deterministic_runs_give_identical_metrics(tmp_path):
 WRITER = """
 import sys, torch
 sys.path.insert(0, {root!r})
-from src.utils.checkpoint import atomic_torch_save
+from src.utils.checkpoint import AtomicCheckpointIO
+io = AtomicCheckpointIO()
 for i in range(1_000_000):
-    atomic_torch_save({{"state_dict": {{"w": torch.full((8_000_000,), float(i))}}}}, {path!r})
+    io.save_checkpoint({{"state_dict": {{"w": torch.full((8_000_000,), float(i))}}}}, {path!r})
 """
 
 
+@pytest.mark.slow
 def test_a_kill_during_saving_never_leaves_a_truncated_checkpoint(tmp_path):
     path = tmp_path / "last.ckpt"
     script = WRITER.format(root=str(ROOT), path=str(path))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_entry
 
 
 def bad_checkpoints(tmp_path):
@@ -58,11 +58,13 @@ CASES = [
 def test_a_bad_invocation_exits_with_one_clear_line(tmp_path, overrides, status, message):
     files = bad_checkpoints(tmp_path)
     overrides = [o.format(**files) for o in overrides]
-    result = run_cli(*TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run", check=False)
-    assert result.returncode == status, result.stderr[-2000:]
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    returncode, stderr = run_entry(
+        "src.train", *TINY, "logger=csv", *overrides, f"hydra.run.dir={tmp_path}/run"
+    )
+    assert returncode == status, stderr[-2000:]
+    assert message in stderr
+    assert "Traceback" not in stderr
     if status == 2:  # ours: exactly one line on stderr
-        (line,) = result.stderr.strip().splitlines()
+        (line,) = stderr.strip().splitlines()
         assert line.startswith("error: ")
     assert not (tmp_path / "run" / "checkpoints").exists()  # failed before training

@@ -6,6 +6,7 @@ import io
 import logging
 import netrc
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -77,12 +78,10 @@ class ResumableCSVLogger(CSVLogger):
 def wandb_run_id(save_dir: str | None) -> str:
     """The W&B run id of this run directory: made once, reused by every resume of it, so a
     resumed run continues the same W&B run."""
-    import wandb
-
     path = Path(save_dir or ".") / "wandb" / "convgan_run_id"
     if path.is_file():
         return path.read_text().strip()
-    run_id = wandb.util.generate_id()
+    run_id = secrets.token_hex(4)  # not the `random` module: training draws from it
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(run_id + "\n")
     return run_id
@@ -142,7 +141,10 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
     if wandb.run is not None:
         wandb.finish(exit_code=1, quiet=True)
     try:
-        offline = wandb_logger(mode="offline", **getattr(logger, "factory_kwargs", {}))
+        # A fresh id: W&B does not reuse the id of the online start that just failed.
+        kwargs = {**getattr(logger, "factory_kwargs", {}), "id": secrets.token_hex(4)}
+        kwargs.pop("resume", None)
+        offline = wandb_logger(mode="offline", **kwargs)
         offline.experiment  # noqa: B018
         return offline
     except Exception as error:
