@@ -74,6 +74,9 @@ class ImageDataModule(LightningDataModule):
         cache_dir: str | None = None,
     ):
         super().__init__()
+        numeric = isinstance(resident_max_gb, int | float) and not isinstance(resident_max_gb, bool)
+        if not (numeric and 0 <= resident_max_gb < float("inf")):
+            raise ConfigError("data.resident_max_gb", resident_max_gb, "allowed: a number >= 0")
         if resident not in RESIDENT_CHOICES:
             raise ConfigError("data.resident", resident, "allowed: auto, true, false")
         self.save_hyperparameters()

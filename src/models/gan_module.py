@@ -55,6 +55,8 @@ class GANModule(LightningModule):
         augment = list(augment or [])
         if unknown := [a for a in augment if a not in POLICIES]:
             raise ConfigError("model.augment", unknown, f"allowed entries: {', '.join(POLICIES)}")
+        if not isinstance(collapse_warn_steps, int) or collapse_warn_steps < 1:
+            raise ConfigError("model.collapse_warn_steps", collapse_warn_steps, "allowed: >= 1")
         if not isinstance(max_nonfinite_steps, int) or max_nonfinite_steps < 1:
             raise ConfigError("model.max_nonfinite_steps", max_nonfinite_steps, "allowed: >= 1")
         if not (isinstance(ema_decay, int | float) and 0.0 <= ema_decay < 1.0):
