@@ -5,6 +5,7 @@ reported within the time it takes to import torch.
 """
 
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
+        if missing := re.search(r"Error locating target '([^']+)'", str(error)):
+            raise ConfigError("_target_", missing[1], "no such class or function") from None
         if isinstance(error.__cause__, TypeError):
             target = cfg.get("_target_", "?")
             raise ConfigError(f"{target}", "arguments", str(error.__cause__)) from None
@@ -65,8 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Raises ConfigError for a user mistake (before any heavy work), DivergenceError when the
     losses stay non-finite and Interrupted after SIGINT/SIGTERM.
     """
+    validate(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    validate(cfg, ckpt_path)
     with RunDirectory(cfg.paths.output_dir, cfg):
         return fit(cfg, ckpt_path)
 
@@ -76,7 +79,7 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     from pytorch_lightning.utilities import rank_zero_info
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from src.utils.loggers import ensure_loggers_start
+    from src.utils.loggers import ensure_loggers_start, finish_loggers
 
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -106,9 +109,11 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
         found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
         rank_zero_info(f"ckpt_path=auto: {found}")
     environment = dict(os.environ)
+    failed = True
     try:
         # weights_only: a checkpoint is data, never code (a pickle payload is refused).
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        failed = False
     except SIGTERMException:
         raise Interrupted(interrupted_message("SIGTERM", cfg), 128 + signal.SIGTERM) from None
     except SystemExit:
@@ -116,6 +121,7 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             raise Interrupted(interrupted_message("SIGINT", cfg), 128 + signal.SIGINT) from None
         raise
     finally:
+        finish_loggers(trainer.loggers, failed)
         if distributed is not None:
             distributed.end_distributed(environment)
     return dict(trainer.callback_metrics)

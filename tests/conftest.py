@@ -18,24 +18,59 @@ TINY = [
 
 
 def run_cli(
-    *args: str, module: str = "src.train", env: dict[str, str] | None = None, check: bool = True
+    *args: str,
+    module: str = "src.train",
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    fresh_process: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Runs `python -m <module> <args>` from the repository root, as a user would."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """Runs `python -m <module> <args>` from the repository root, as a user would: through the
+    same entry function in this process (no interpreter start-up), or in a new interpreter
+    with `fresh_process=True` (what depends on process state: signals, SIGKILL, spawning)."""
+    full_env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    if fresh_process:
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT, env={**os.environ, **full_env}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    else:
+        result = run_in_process(module, args, full_env)
     if check and result.returncode != 0:
         raise AssertionError(
             f"`python -m {module} {' '.join(args)}` exited {result.returncode}\n"
             f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-5000:]}"
         )
     return result
+
+
+def run_in_process(
+    module: str, args: tuple[str, ...] | list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in this process: its exit status, stdout and stderr, with
+    `env` set for the duration. The same entry function and error boundary as the command."""
+    import contextlib
+    import io
+    import runpy
+
+    stdout, stderr, argv, cwd = io.StringIO(), io.StringIO(), sys.argv, os.getcwd()
+    saved_env = dict(os.environ)
+    os.environ.update(env or {})
+    sys.argv = [str(ROOT / (module.replace(".", "/") + ".py")), *args]
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        status = 0
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(
+        [module, *args], status, stdout.getvalue(), stderr.getvalue()
+    )
 
 
 @pytest.fixture
@@ -51,23 +86,9 @@ def train_cli(tmp_path: Path):
 
 
 def run_entry(module: str, *args: str) -> tuple[int, str]:
-    """`python -m <module> <args>` in this process (no interpreter start-up): exit status and
-    stderr. The same entry function and error boundary as the real command line."""
-    import contextlib
-    import io
-    import runpy
-
-    stderr, argv = io.StringIO(), sys.argv
-    sys.argv = [str(ROOT / (module.replace(".", "/") + ".py")), *args]
-    try:
-        with contextlib.redirect_stderr(stderr):
-            runpy.run_module(module, run_name="__main__", alter_sys=False)
-        status = 0
-    except SystemExit as exit:
-        status = exit.code if isinstance(exit.code, int) else 1
-    finally:
-        sys.argv = argv
-    return status, stderr.getvalue()
+    """`python -m <module> <args>` in this process: exit status and stderr."""
+    result = run_in_process(module, args)
+    return result.returncode, result.stderr
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 import os
 import signal
+from functools import partial
 
 import torch
 from pytorch_lightning import Callback
 
-from src.models.dcgan import Discriminator
+from src.models.dcgan import Discriminator, Generator
 
 
 class KillAt(Callback):
@@ -45,3 +46,49 @@ class DumpWeights(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
+
+
+def tiny_module(
+    optimizer: str = "adam", lr: float = 2e-4, momentum: float = 0.5, discriminator=None, **kwargs
+):
+    """The GANModule on 16x16 digits with tiny G and D (the same seed every call), as the
+    optimizer group would build it: torch.optim partials for each network."""
+    from pytorch_lightning import seed_everything
+
+    from src.models.gan_module import GANModule
+
+    seed_everything(0)
+    if optimizer == "adam":
+        factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
+    else:
+        factory = partial(torch.optim.SGD, lr=lr, momentum=momentum, fused=True)
+    return GANModule(
+        Generator(16, 1, latent_dim=8, ngf=4),
+        discriminator or Discriminator(16, 1, ndf=4),
+        optimizer_g=factory,
+        optimizer_d=factory,
+        **kwargs,
+    )
+
+
+def fit_batches(module, batches: int, **trainer_kwargs):
+    """Trains `module` for `batches` batches of 8 digits on CPU; returns the Trainer."""
+    from pytorch_lightning import Trainer
+
+    from src.data.digits import DigitsDataModule
+
+    settings = dict(
+        max_epochs=1, limit_train_batches=batches, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer = Trainer(**{**settings, **trainer_kwargs})
+    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    return trainer
+
+
+def epoch_batches(datamodule, epoch: int = 0) -> list[torch.Tensor]:
+    """One epoch of float batches, as the training step receives them."""
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [datamodule.on_after_batch_transfer(b, 0) for b in loader]

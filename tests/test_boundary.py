@@ -164,7 +164,14 @@ def test_nonfinite_weights_are_never_saved_and_the_last_checkpoint_stays(tmp_pat
 # --- 8/9. one line for every misuse -------------------------------------------------------------
 TRAIN_CASES = [
     (["optimizer.lr=inf"], "optimizer.lr=inf"),
-    (["optimizer.weight_decay=inf"], "optimizer.weight_decay=inf"),
+    (["optimizer.generator.weight_decay=inf"], "optimizer.generator.weight_decay=inf"),
+    (["optimizer.discriminator.lr=0"], "optimizer.discriminator.lr=0"),
+    (["optimizer.momentum=1.5"], "Invalid beta parameter at index 0: 1.5"),
+    (["optimizer=sgd", "optimizer.momentum=-0.5"], "Invalid momentum value: -0.5"),
+    (["optimizer.generator._target_=torch.optim.NoSuchOptimizer"], "NoSuchOptimizer"),
+    (["optimizer.scheduler.decay_start=1.5"], "optimizer.scheduler.decay_start=1.5"),
+    (["data.batch_size=0"], "data.batch_size=0"),
+    (["data.channels=2"], "data.channels=2"),
     (["optimizer.lr=nan"], "optimizer.lr=nan"),
     (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0"),
     (["seed=-1"], "seed=-1"),
@@ -261,7 +268,7 @@ def test_evaluate_checks_its_output_before_the_work(ckpt, tmp_path):
     [
         (["model.generator.ngf=16"], "other widths"),
         (["model.generator.latent_components=0"], "latent_centres"),
-        (["optimizer=sgd"], "optimizer.name='sgd'"),
+        (["optimizer=sgd"], "optimizer.generator='SGD': the checkpoint was trained with Adam"),
     ],
 )
 def test_resuming_into_another_model_is_one_line(train_entry, ckpt, tmp_path, overrides, fragment):
@@ -319,7 +326,9 @@ def numeric_keys() -> list[str]:
 
     cfg = compose_config(["debug=fast"], "/tmp/convgan-schema")
     keys = []
-    for group in ("optimizer", "model", "model.generator", "model.discriminator", "data"):
+    groups = ("optimizer", "optimizer.generator", "optimizer.scheduler", "model",
+              "model.generator", "model.discriminator", "data")  # fmt: skip
+    for group in groups:
         node = cfg
         for part in group.split("."):
             node = node[part]

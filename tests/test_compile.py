@@ -6,25 +6,15 @@ recent PyTorch releases, so the compiled D/G step is compared with the eager one
 
 import pytest
 import torch
-from pytorch_lightning import Trainer, seed_everything
 
-from src.data.digits import DigitsDataModule
-from src.models.dcgan import Discriminator, Generator
 from src.models.gan_module import GANModule
+from tests.helpers import fit_batches, tiny_module
 
 
 def trained(compile: bool, batches: int) -> GANModule:
-    seed_everything(0)
-    module = GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4), Discriminator(16, 1, ndf=4),
-        # plain SGD with lr 1: each parameter moves by exactly its gradient
-        {"name": "sgd", "lr": 1.0, "momentum": 0.0}, compile=compile,
-    )  # fmt: skip
-    trainer = Trainer(
-        max_epochs=1, limit_train_batches=batches, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-    )  # fmt: skip
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    # plain SGD with lr 1: each parameter moves by exactly its gradient
+    module = tiny_module("sgd", lr=1.0, momentum=0.0, compile=compile)
+    fit_batches(module, batches)
     return module
 
 

@@ -3,19 +3,12 @@ import torch
 
 from src.data.digits import DigitsDataModule
 from src.data.sampling import EpochSampler, shard
-
-
-def batches(datamodule: DigitsDataModule, epoch: int = 0) -> list[torch.Tensor]:
-    """One epoch of float batches, as the training step receives them."""
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    loader.sampler.set_epoch(epoch)
-    return [datamodule.on_after_batch_transfer(b, 0) for b in loader]
+from tests.helpers import epoch_batches
 
 
 def test_digits_are_real_images_scaled_to_the_model_resolution():
     datamodule = DigitsDataModule(image_size=32, channels=1, batch_size=64)
-    loaded = batches(datamodule)
+    loaded = epoch_batches(datamodule)
     assert datamodule.images is not None  # resident by default: 1,797 small images
     assert len(datamodule.dataset) == 1797
     assert len(loaded) == 1797 // 64  # drop_last: every batch is full for BatchNorm
@@ -26,22 +19,22 @@ def test_digits_are_real_images_scaled_to_the_model_resolution():
 
 
 def test_channels_are_repeated_for_rgb_models():
-    (batch, *_) = batches(DigitsDataModule(image_size=16, channels=3, batch_size=8))
+    (batch, *_) = epoch_batches(DigitsDataModule(image_size=16, channels=3, batch_size=8))
     assert batch.shape == (8, 3, 16, 16)
     assert torch.equal(batch[:, 0], batch[:, 2])
 
 
 def test_shuffling_is_seeded_per_epoch():
-    first = batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)
-    assert torch.equal(first[0], batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)[0])
-    assert not torch.equal(first[0], batches(DigitsDataModule(batch_size=32, seed=1), 1)[0])
-    assert not torch.equal(first[0], batches(DigitsDataModule(batch_size=32, seed=2), 0)[0])
+    first = epoch_batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)
+    assert torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)[0])
+    assert not torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=1), 1)[0])
+    assert not torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=2), 0)[0])
 
 
 @pytest.mark.parametrize("epoch", [0, 3])
 def test_resident_and_streaming_paths_give_the_same_batches(epoch):
-    resident = batches(DigitsDataModule(batch_size=50, seed=7, resident=True), epoch)
-    streaming = batches(DigitsDataModule(batch_size=50, seed=7, resident=False), epoch)
+    resident = epoch_batches(DigitsDataModule(batch_size=50, seed=7, resident=True), epoch)
+    streaming = epoch_batches(DigitsDataModule(batch_size=50, seed=7, resident=False), epoch)
     assert len(resident) == len(streaming) == 1797 // 50
     assert all(torch.equal(r, s) for r, s in zip(resident, streaming, strict=True))
 

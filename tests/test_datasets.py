@@ -16,6 +16,7 @@ from src.data.transforms import fit_pil
 from src.utils.checkpoint import load_generator, rebuild
 from tests import fixtures
 from tests.conftest import TINY, run_cli, run_entry
+from tests.helpers import epoch_batches
 
 WRITERS = {
     "mnist": fixtures.write_mnist,
@@ -28,13 +29,6 @@ WRITERS = {
 }
 SIZES = {"mnist": 32, "fashion_mnist": 32, "cifar10": 32, "celeba": 64, "lsun": 64,
          "folder": 64, "fake": 64}  # fmt: skip
-
-
-def batches(datamodule, epoch: int = 0) -> list[torch.Tensor]:
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    loader.sampler.set_epoch(epoch)
-    return [datamodule.on_after_batch_transfer(b, 0) for b in loader]
 
 
 @pytest.mark.parametrize("name", WRITERS)
@@ -67,8 +61,8 @@ def test_each_dataset_trains_one_fast_epoch_from_its_real_format(tmp_path, name)
 def test_resident_path_yields_exactly_the_streaming_batches(tmp_path, make, writer):
     root = str(getattr(fixtures, writer)(tmp_path))
     for epoch in (0, 2):
-        resident = batches(make(root, batch_size=8, seed=5, resident=True), epoch)
-        streaming = batches(make(root, batch_size=8, seed=5, resident=False), epoch)
+        resident = epoch_batches(make(root, batch_size=8, seed=5, resident=True), epoch)
+        streaming = epoch_batches(make(root, batch_size=8, seed=5, resident=False), epoch)
         assert len(resident) == len(streaming) > 0
         assert all(torch.equal(r, s) for r, s in zip(resident, streaming, strict=True))
 

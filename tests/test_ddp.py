@@ -18,10 +18,16 @@ from src.models.dcgan import Discriminator, Generator
 from src.models.losses import discriminator_loss, generator_loss
 from src.utils.checkpoint import load_checkpoint
 from src.utils.distributed import all_reduce_gradients
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import ROOT, TINY
+from tests.conftest import run_cli as run_in_any_process
 
 pytestmark = pytest.mark.slow
 TWO_CPUS = ["hardware=cpu", "trainer.devices=2", "logger=csv"]
+
+
+def run_cli(*args, **kwargs):
+    """A fresh interpreter: Lightning's DDP launcher starts the other ranks from sys.argv."""
+    return run_in_any_process(*args, fresh_process=True, **kwargs)
 
 
 def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path):

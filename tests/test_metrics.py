@@ -191,3 +191,14 @@ def test_inception_backend_loads_weights_from_disk_and_is_skipped_without_them(
     real = features(evaluator.real[:12])  # grey digits, repeated to RGB, resized to 299
     assert real.shape == (12, 2048) and real.dtype == torch.float64
     assert torch.isfinite(real).all()
+
+
+def test_training_the_domain_model_leaves_the_training_rng_alone():
+    """A run must not depend on whether the extractor was cached: training it (the uncached
+    case) may not move the global RNG that G's noise and the augmentations draw from."""
+    from src.metrics.domain import train_domain_model
+
+    images = torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    state = torch.random.get_rng_state()
+    train_domain_model(images, None, epochs=1)
+    assert torch.equal(torch.random.get_rng_state(), state)

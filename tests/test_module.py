@@ -2,28 +2,17 @@
 
 import pytest
 import torch
-from pytorch_lightning import Trainer, seed_everything
 
-from src.data.digits import DigitsDataModule
-from src.models.dcgan import Discriminator, Generator
-from src.models.gan_module import GANModule
-
-ADAM = {"name": "adam", "lr": 2e-4, "momentum": 0.5, "beta2": 0.999, "lr_g": None, "lr_d": None}
+from src.models.optim import LinearDecayLR
+from tests.helpers import fit_batches, tiny_module
 
 
-def make_module(**kwargs) -> GANModule:
-    seed_everything(0)
-    return GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4), Discriminator(16, 1, ndf=4), ADAM, **kwargs
-    )
+def make_module(**kwargs):
+    return tiny_module(**kwargs)
 
 
-def fit_one_batch(module: GANModule) -> GANModule:
-    trainer = Trainer(
-        max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-    )  # fmt: skip
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+def fit_one_batch(module):
+    fit_batches(module, 1)
     return module
 
 
@@ -60,19 +49,22 @@ def test_g_step_leaves_discriminator_untouched_and_computes_no_d_weight_grads():
     assert all(p.requires_grad for p in both.discriminator.parameters())  # restored
 
 
-def test_ema_generator_tracks_the_generator():
+def test_ema_generator_is_swa_utils_averaged_model_with_warm_up():
     module = fit_one_batch(make_module(ema_decay=0.5))
-    # Warm-up: the first update's decay is min(0.5, 1/10), so EMA = 0.1 * init + 0.9 * G.
-    initial = make_module(ema_decay=0.5)
-    assert module.ema_updates == 1
-    assert module.sampling_generator is module.generator_ema
-    for ema, raw, init in zip(
-        params(module.generator_ema),
-        params(module.generator),
-        params(initial.generator),
-        strict=True,
-    ):
-        assert torch.allclose(ema, 0.1 * init + 0.9 * raw, atol=1e-6)
+    ema = module.generator_ema
+    # AveragedModel copies G at its first update; its counter is state (exact resume).
+    assert int(ema.n_averaged) == 1
+    assert module.sampling_generator is ema.module
+    assert same(params(ema.module), params(module.generator))
+    before = params(ema.module)
+    with torch.no_grad():
+        for p in module.generator.parameters():
+            p.add_(1.0)
+    ema.update_parameters(module.generator)
+    # Warm-up: after n=1 update the decay is min(0.5, (1 + 1) / (10 + 1)) = 2/11.
+    for avg, old, raw in zip(params(ema.module), before, params(module.generator), strict=True):
+        assert torch.allclose(avg, 2 / 11 * old + 9 / 11 * raw, atol=1e-6)
+    assert "generator_ema.n_averaged" in module.state_dict()
 
 
 def test_samples_use_running_statistics_and_leave_the_mode_alone():
@@ -88,7 +80,11 @@ def test_samples_use_running_statistics_and_leave_the_mode_alone():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"loss": "hinge"}, "model.loss='hinge': allowed: bce"),
+        ({"lr": -1.0}, "optimizer.generator=.*Adam refused it: Invalid learning rate"),
+        ({"lr": 0.0}, "optimizer.generator.lr=0.0: allowed: a finite number > 0"),
+        ({"momentum": 1.0}, "Adam refused it: Invalid beta parameter"),
+        ({"scale_lr": "cubic"}, "optimizer.scale_lr='cubic': allowed: none, linear, sqrt"),
+        ({"max_nonfinite_steps": 0}, "model.max_nonfinite_steps=0: allowed"),
         ({"g_objective": "x"}, "model.g_objective='x': allowed:"),
         ({"d_steps_per_g_step": 0}, "model.d_steps_per_g_step=0: allowed: >= 1"),
         ({"ema_decay": 1.0}, r"model.ema_decay=1.0: allowed: \[0, 1\)"),
@@ -118,14 +114,15 @@ def test_ema_batchnorm_statistics_are_measured_for_the_ema_weights():
 
 
 def test_linear_decay_holds_the_lr_then_falls_to_zero_at_the_last_step():
-    from src.models.optim import build_schedule
-
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
-    schedule = build_schedule(optimizer, "linear_decay", total_steps=10, decay_start=0.6)
+    schedule = LinearDecayLR(optimizer, total_steps=10, decay_start=0.6)
     lrs = []
     for _ in range(10):
         optimizer.step()
         schedule.step()
         lrs.append(optimizer.param_groups[0]["lr"])
     assert lrs == pytest.approx([0.4] * 6 + [0.3, 0.2, 0.1, 0.0])
-    assert build_schedule(optimizer, "constant", total_steps=10) is None
+    assert set(schedule.state_dict()) >= {"last_epoch", "base_lrs"}  # plain data only
+    torch.save(schedule.state_dict(), "/dev/null")
+    with pytest.raises(ValueError, match=r"optimizer.scheduler.decay_start=1.5: allowed"):
+        LinearDecayLR(optimizer, total_steps=10, decay_start=1.5)

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from pytorch_lightning import Trainer, seed_everything
 
-from src.data.digits import DigitsDataModule
-from src.models.dcgan import Generator
-from src.models.gan_module import GANModule, HealthMonitor
+from src.models.health import HealthMonitor
 from src.utils.checkpoint import load_checkpoint
 from src.utils.errors import ConfigError
 from tests.conftest import ROOT, TINY, run_cli
-from tests.helpers import PoisonedDiscriminator
+from tests.helpers import PoisonedDiscriminator, fit_batches, tiny_module
 
 DETERMINISTIC = ["trainer.deterministic=true", "logger=csv", "seed=3"]
 
@@ -31,7 +28,7 @@ def test_sigkilled_run_resumes_to_the_bitwise_same_weights(tmp_path):
 
     crashed = tmp_path / "crashed"
     kill = ["+callbacks.kill._target_=tests.helpers.KillAt", "+callbacks.kill.batch=12"]
-    result = run_cli(*common, *kill, f"hydra.run.dir={crashed}", check=False)
+    result = run_cli(*common, *kill, f"hydra.run.dir={crashed}", check=False, fresh_process=True)
     assert result.returncode == -signal.SIGKILL
     assert load_checkpoint(crashed / "checkpoints" / "last.ckpt")["epoch"] == 1
     run_cli(*common, "ckpt_path=auto", f"hydra.run.dir={crashed}")
@@ -133,18 +130,9 @@ def test_wandb_server_unreachable_falls_back_to_offline(tmp_path):
 
 def test_a_nonfinite_step_is_skipped_and_counted():
     """D's output is NaN on the first batch: neither network moves, the skip is counted."""
-    seed_everything(0)
-    module = GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4),
-        PoisonedDiscriminator(16, 1, ndf=4, poison_from=0),
-        {"name": "adam", "lr": 2e-4, "momentum": 0.5},
-    )
+    module = tiny_module(discriminator=PoisonedDiscriminator(16, 1, ndf=4, poison_from=0))
     before = [p.detach().clone() for p in module.parameters()]
-    trainer = Trainer(
-        max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-    )  # fmt: skip
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    trainer = fit_batches(module, 1)
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
     assert module.health.total.item() == 1
     for optimizer in trainer.optimizers:  # no Adam step was counted either

@@ -9,13 +9,11 @@ from collections import Counter
 
 import pytest
 import torch
-from pytorch_lightning import Callback, Trainer
+from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
-from src.data.digits import DigitsDataModule
-from src.models.dcgan import Discriminator, Generator
-from src.models.gan_module import GANModule
+from tests.helpers import fit_batches, tiny_module
 
 LOG_EVERY, BATCHES = 5, 15
 SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
@@ -30,10 +28,7 @@ class BatchIndex(Callback):
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimizer):
-    module = GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4), Discriminator(16, 1, ndf=4),
-        {"name": optimizer, "lr": 2e-4, "momentum": 0.5}, augment=["translation"],
-    )  # fmt: skip
+    module = tiny_module(optimizer, augment=["translation"])
     calls: Counter = Counter()
     for name in SYNCING:
         original = getattr(torch.Tensor, name)
@@ -44,14 +39,13 @@ def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimize
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
-    trainer = Trainer(
-        max_epochs=1, limit_train_batches=BATCHES, log_every_n_steps=LOG_EVERY,
-        logger=CSVLogger(tmp_path), enable_checkpointing=False, enable_model_summary=False,
-        callbacks=[BatchIndex(), TQDMProgressBar(refresh_rate=LOG_EVERY)], accelerator="cpu",
-    )  # fmt: skip
     # Lightning logs (and our divergence check reads its counters) on batches whose index + 1
     # is a multiple of log_every_n_steps; the progress bar refreshes on the same batches.
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    fit_batches(
+        module, BATCHES, log_every_n_steps=LOG_EVERY, logger=CSVLogger(tmp_path),
+        callbacks=[BatchIndex(), TQDMProgressBar(refresh_rate=LOG_EVERY)],
+        enable_progress_bar=True,
+    )  # fmt: skip
     BatchIndex.current = None
     logging_batches = {i for i in range(BATCHES) if (i + 1) % LOG_EVERY == 0}
     assert set(calls) <= logging_batches, f"syncs on non-logging batches: {dict(calls)}"

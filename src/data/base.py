@@ -74,11 +74,21 @@ class ImageDataModule(LightningDataModule):
         cache_dir: str | None = None,
     ):
         super().__init__()
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ConfigError("data.channels", channels, "allowed: 1 or 3")
+        for key, value, low in [("batch_size", batch_size, 1), ("num_workers", num_workers, 0)]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"data.{key}", value, f"allowed: an integer >= {low}")
         numeric = isinstance(resident_max_gb, int | float) and not isinstance(resident_max_gb, bool)
         if not (numeric and 0 <= resident_max_gb < float("inf")):
             raise ConfigError("data.resident_max_gb", resident_max_gb, "allowed: a number >= 0")
         if resident not in RESIDENT_CHOICES:
             raise ConfigError("data.resident", resident, "allowed: auto, true, false")
+        if root is not None and not download and not Path(root).is_dir():
+            raise ConfigError(
+                "data.root", root,
+                "no such directory (point it at the dataset, or data.download=true with a network)",
+            )  # fmt: skip
         self.save_hyperparameters()
         self.dataset: Dataset | None = None
         self.images: torch.Tensor | None = None  # the resident tensor, when resident

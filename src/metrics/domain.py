@@ -80,8 +80,11 @@ def train_domain_model(
             images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
         )  # fmt: skip
         num_classes = int(labels.max()) + 1
-    torch.manual_seed(seed)
-    net = DomainCNN(images.shape[1], num_classes)
+    # Its own RNG state: training the extractor (done once, then cached) must not shift the
+    # GAN's noise stream, or a run would depend on whether the cache existed.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DomainCNN(images.shape[1], num_classes)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     for _ in range(epochs):
         net.train()

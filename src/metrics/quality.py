@@ -45,22 +45,16 @@ def kernel_inception_distance(
     """KID (Binkowski et al. 2018): unbiased MMD^2 with a cubic polynomial kernel, averaged
     over random subsets (seeded, so repeated evaluations agree)."""
     size = min(subset_size, len(real), len(fake))
-    state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "will save all extracted features": intended
-            kid = KernelInceptionDistance(
-                feature=PassThrough(real.shape[1]),
-                subsets=subsets,
-                subset_size=size,
-                sync_on_compute=False,
-            )
-            kid.update(real, real=True)
-            kid.update(fake, real=False)
-            mean, _ = kid.compute()
-    finally:
-        torch.random.set_rng_state(state)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # training RNG untouched
+        torch.manual_seed(0)
+        warnings.simplefilter("ignore")  # "will save all extracted features": intended
+        kid = KernelInceptionDistance(
+            feature=PassThrough(real.shape[1]), subsets=subsets, subset_size=size,
+            sync_on_compute=False,
+        )  # fmt: skip
+        kid.update(real, real=True)
+        kid.update(fake, real=False)
+        mean, _ = kid.compute()
     return float(mean)
 
 

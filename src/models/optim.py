@@ -1,65 +1,74 @@
-"""Optimizers from the `optimizer` config group: one `momentum` knob for SGD and Adam."""
+"""Building a network's optimizer from its config (a `torch.optim` partial) and the linear
+lr decay the default run uses. The `optimizer` config group names the classes it builds."""
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
+from torch import nn
 
 from src.utils.errors import ConfigError
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "linear_decay")
+LR_SCALING = ("none", "linear", "sqrt")
+
+
+def lr_scale(rule: str, world_size: int) -> float:
+    """lr multiplier for `world_size` data-parallel processes (effective batch x world_size).
+
+    none (default): the settings as published, whatever the device count; linear: Goyal et
+    al. 2017's rule for SGD; sqrt: the usual rule for Adam (Krizhevsky 2014).
+    """
+    if rule not in LR_SCALING:
+        raise ConfigError("optimizer.scale_lr", rule, f"allowed: {', '.join(LR_SCALING)}")
+    return {"none": 1.0, "linear": float(world_size), "sqrt": world_size**0.5}[rule]
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter],
-    name: str,
-    lr: float,
-    momentum: float,
-    beta2: float = 0.999,
-    weight_decay: float = 0.0,
-    fused: bool = True,
+    factory: Callable[..., torch.optim.Optimizer], net: nn.Module, key: str
 ) -> torch.optim.Optimizer:
-    """`momentum` is SGD's momentum or Adam's beta1, so one sweep axis covers both.
-
-    fused: one kernel for all parameters (CPU and CUDA), and it honours `found_inf`, which
-    lets the module skip a non-finite update without a host-device sync.
-    """
-    if name == "adam":
-        betas = (momentum, beta2)
-        return torch.optim.Adam(
-            params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None
-        )
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused or None
-        )
-    raise ConfigError("optimizer.name", name, f"allowed: {', '.join(OPTIMIZERS)}")
+    """`factory(net.parameters())`; what torch refuses (or an lr that would not train) is a
+    ConfigError naming `key` (e.g. optimizer.generator)."""
+    name = getattr(getattr(factory, "func", factory), "__name__", str(factory))
+    try:
+        optimizer = factory(net.parameters())
+    except (TypeError, ValueError, IndexError) as error:  # what torch raises for bad arguments
+        arguments = factory.keywords if isinstance(factory, partial) else {}
+        raise ConfigError(key, arguments, f"{name} refused it: {error}") from None
+    for group in optimizer.param_groups:
+        lr = group["lr"]
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+            raise ConfigError(f"{key}.lr", lr, "allowed: a finite number > 0")
+    return optimizer
 
 
-def build_schedule(
-    optimizer: torch.optim.Optimizer,
-    schedule: str,
-    total_steps: int | Callable[[], int],
-    decay_start: float = 0.5,
-) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """None for `constant`; for `linear_decay` the lr stays put for the first `decay_start` of
-    the `total_steps` batches, then falls linearly to 0 at the last one (stepped per batch).
+class LinearDecayLR(torch.optim.lr_scheduler.LambdaLR):
+    """The lr stays put for the first `decay_start` of `total_steps` batches, then falls
+    linearly to 0 at the last one (stepped per batch).
 
     `total_steps` may be a callable, read at every step after the first: the module passes
-    the trainer's batch count, which is known only once training starts. The factor is a
-    plain function of the step, so a checkpoint keeps only the step count and a resumed run
-    with more epochs stretches the schedule to its new length.
+    the trainer's batch count, known only once training starts. The factor is a plain
+    function of the step (a closure, which LambdaLR leaves out of its state), so a
+    checkpoint keeps only the step count and a resumed run with more epochs stretches the
+    schedule to its new length.
     """
-    if schedule == "constant":
-        return None
-    if schedule != "linear_decay":
-        raise ConfigError("optimizer.schedule", schedule, f"allowed: {', '.join(SCHEDULES)}")
 
-    def factor(step: int) -> float:
-        if step == 0:
-            return 1.0  # whatever the length (LambdaLR evaluates step 0 when it is built)
-        total = total_steps() if callable(total_steps) else total_steps
-        start = int(decay_start * total)
-        return max(0.0, min(1.0, (total - step) / max(1, total - start)))
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int | Callable[[], int],
+        decay_start: float = 0.5,
+        last_epoch: int = -1,
+    ):
+        numeric = isinstance(decay_start, int | float) and not isinstance(decay_start, bool)
+        if not (numeric and 0 <= decay_start < 1):
+            raise ConfigError("optimizer.scheduler.decay_start", decay_start, "allowed: [0, 1)")
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        def factor(step: int) -> float:
+            if step == 0:
+                return 1.0  # whatever the length (LambdaLR evaluates step 0 when it is built)
+            total = total_steps() if callable(total_steps) else total_steps
+            start = int(decay_start * total)
+            return max(0.0, min(1.0, (total - step) / max(1, total - start)))
+
+        super().__init__(optimizer, factor, last_epoch)

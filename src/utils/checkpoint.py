@@ -271,9 +271,8 @@ def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Mod
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise ConfigError(key, ckpt_path, "no run config inside: not saved by src.train")
     state = checkpoint["state_dict"]
-    prefix = (
-        "generator_ema." if any(k.startswith("generator_ema.") for k in state) else "generator."
-    )
+    ema = "generator_ema.module."  # swa_utils.AveragedModel's copy of G
+    prefix = ema if any(k.startswith(ema) for k in state) else "generator."
     generator = rebuild(config["model"].get("generator"), "model.generator", torch.nn.Module)
     weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     try:

@@ -150,3 +150,12 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
     except Exception as error:
         log.warning("W&B offline failed too (%s); continuing without W&B", error)
         return None
+
+
+def finish_loggers(loggers: list[Logger], failed: bool) -> None:
+    """Ends this job's W&B run, so the next job of a multirun (or the next run in the same
+    process) starts its own run instead of reusing this one; a failed job is marked so."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger._experiment.finish(exit_code=1 if failed else 0)
+            logger._experiment = None

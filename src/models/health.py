@@ -1,0 +1,93 @@
+"""Divergence guard of the training step: skip non-finite updates, stop a run that keeps
+producing them, warn when D collapses. Kept on the device, so a step costs no host sync."""
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from src.utils.distributed import all_reduce_gradients, is_distributed
+from src.utils.errors import ConfigError, DivergenceError
+
+log = logging.getLogger(__name__)
+
+
+def step_if_finite(optimizer: Any, loss: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    """Steps `net` unless `loss` is non-finite; returns the (device) flag "update skipped".
+
+    Under data parallelism the gradients of `net` (only: the other network is not stepping)
+    are averaged over ranks first, and the flag is ORed across ranks in the same collective.
+    Fused optimizers take the flag as `found_inf` (the mechanism AMP's GradScaler uses) and skip
+    on the device: no sync. Others need the flag on the host, which costs a sync per step.
+    """
+    bad = ~torch.isfinite(loss.detach())
+    if is_distributed():
+        bad = all_reduce_gradients([p for p in net.parameters() if p.requires_grad], bad)
+    inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
+    if inner.defaults.get("fused"):
+        inner.found_inf, inner.grad_scale = bad.float(), None
+        optimizer.step()
+    elif not bad.item():
+        optimizer.step()
+    return bad
+
+
+class HealthMonitor:
+    """Counts skipped (non-finite) steps and D collapse on the device; `check` reads them.
+
+    Consecutive runs are tracked exactly on every step; `check`, called on logging steps,
+    stops the run if a run of non-finite steps reached `max_nonfinite_steps` since the last
+    check, and warns once per episode of D collapse (d_real > 0.99 and d_fake < 0.01 for
+    `collapse_warn_steps` steps in a row).
+    """
+
+    def __init__(self, max_nonfinite_steps: int, collapse_warn_steps: int):
+        for key, value in [
+            ("model.max_nonfinite_steps", max_nonfinite_steps),
+            ("model.collapse_warn_steps", collapse_warn_steps),
+        ]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(key, value, "allowed: an integer >= 1")
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.collapse_warn_steps = collapse_warn_steps
+        self.total = self.run = self.worst_run = self.collapse_run = None
+        self.collapse_warned = False
+
+    def update(self, bad: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """Records one step; returns the total count of skipped steps (a device tensor)."""
+        bad = bad.float()
+        if self.total is None:
+            self.total, self.run, self.worst_run, self.collapse_run = (
+                torch.zeros((), device=bad.device) for _ in range(4)
+            )
+        self.total = self.total + bad
+        self.run = (self.run + bad) * bad
+        self.worst_run = torch.maximum(self.worst_run, self.run)
+        collapsed = ((d_real > 0.99) & (d_fake < 0.01)).float()
+        self.collapse_run = (self.collapse_run + collapsed) * collapsed
+        return self.total
+
+    def check(self, step: int, completed_epochs: int) -> None:
+        if self.total is None:
+            return
+        worst, collapse = (int(t) for t in torch.stack([self.worst_run, self.collapse_run]))
+        self.worst_run = torch.zeros_like(self.worst_run)
+        if worst >= self.max_nonfinite_steps:
+            saved = (
+                "checkpoints/last.ckpt holds the last completed epoch (resume: ckpt_path=auto)"
+                if completed_epochs
+                else "no epoch completed, so no checkpoint was written"
+            )
+            raise DivergenceError(
+                f"training diverged: {worst} consecutive steps with a non-finite loss by batch "
+                f"{step} (model.max_nonfinite_steps={self.max_nonfinite_steps}); those updates "
+                f"were skipped; {saved}; lower optimizer.lr or check the data"
+            )
+        if collapse >= self.collapse_warn_steps and not self.collapse_warned:
+            log.warning(
+                "D collapse at batch %d: d_real > 0.99 and d_fake < 0.01 for %d steps in a row; "
+                "G gets little gradient (try augment, a lower lr_d or more G steps)",
+                step, collapse,
+            )  # fmt: skip
+        self.collapse_warned = collapse >= self.collapse_warn_steps
