@@ -24,6 +24,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.sampling import EpochSampler
+from src.data.transforms import fit_images
 from src.utils.checkpoint import atomic_torch_save
 from src.utils.errors import ConfigError
 
@@ -33,17 +34,28 @@ RESIDENT_CHOICES = ("auto", True, False)
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
 
-class ResidentImages(Dataset):
-    """`dataset[index_tensor]` is a whole batch sliced from one resident uint8 tensor."""
+class UInt8Images(Dataset):
+    """uint8 (N, C, H, W) images, fitted to (channels, size, size) when fetched if `size` is
+    given (None: they already are). An int fetches one image; a list of indices (DataLoader's
+    `__getitems__`) or an index tensor (the resident path) a whole batch in one vectorised
+    call, so decoding a resident tensor is never a per-image Python loop."""
 
-    def __init__(self, images: torch.Tensor):
-        self.images = images
+    def __init__(self, images: torch.Tensor, size: int | None = None, channels: int = 1):
+        self.images, self.size, self.channels = images, size, channels
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
-        return self.images[index.to(self.images.device)]
+    def fit(self, images: torch.Tensor) -> torch.Tensor:
+        return images if self.size is None else fit_images(images, self.size, self.channels)
+
+    def __getitem__(self, index: int | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            return self.fit(self.images[index.to(self.images.device)])
+        return self.fit(self.images[index : index + 1])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        return list(self.fit(self.images[indices]))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -164,7 +176,7 @@ class ImageDataModule(LightningDataModule):
                 len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch
             )
             return DataLoader(
-                ResidentImages(self.images), batch_size=None, sampler=sampler, generator=rng
+                UInt8Images(self.images), batch_size=None, sampler=sampler, generator=rng
             )
         sampler = EpochSampler(
             len(self.dataset), h.batch_size, h.seed, rank, world_size, epoch_source=epoch
@@ -227,3 +239,23 @@ def cache_dir(configured: str | None, root: str | None) -> Path:
         if os.access(beside if beside.is_dir() else root, os.W_OK):
             return beside
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convgan"
+
+
+def content_hash(paths: list[Path]) -> str:
+    """sha1 over the files' bytes: the resident cache is reused only for identical data."""
+    digest = hashlib.sha1()
+    for path in paths:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stat_fingerprint(root: Path, paths: list[Path]) -> str:
+    """Relative path, size and modification time of every file (reading every byte of a big
+    folder at each start would cost more than decoding it)."""
+    digest = hashlib.sha1()
+    for p in paths:
+        stat = p.stat()
+        digest.update(f"{p.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -6,9 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.data.arrays import ArrayImages
-from src.data.base import ImageDataModule
-from src.data.idx import content_hash
+from src.data.base import ImageDataModule, UInt8Images, content_hash
 from src.utils.errors import ConfigError
 
 FOLDER = "cifar-10-batches-py"
@@ -67,9 +65,9 @@ class CIFAR10DataModule(ImageDataModule):
             )  # fmt: skip
         return [folder / n for n in names]
 
-    def build_dataset(self) -> ArrayImages:
+    def build_dataset(self) -> UInt8Images:
         images = torch.from_numpy(np.concatenate([read_batch(p) for p in self.files()]))
-        return ArrayImages(images, self.hparams.image_size, self.hparams.channels)
+        return UInt8Images(images, self.hparams.image_size, self.hparams.channels)
 
     def fingerprint(self) -> str:
         return content_hash(self.files())

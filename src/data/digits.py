@@ -2,9 +2,8 @@
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from src.data.base import ImageDataModule
+from src.data.base import ImageDataModule, UInt8Images
 
 
 def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,25 +17,12 @@ def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor
     return images, torch.from_numpy(digits.target)
 
 
-class TensorImages(Dataset):
-    """Bare uint8 image tensors (no labels): an unconditional GAN needs only x."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
-
-
 class DigitsDataModule(ImageDataModule):
     """The default data: no root, nothing to download, always small enough to be resident."""
 
-    def build_dataset(self) -> TensorImages:
+    def build_dataset(self) -> UInt8Images:
         images, _ = load_digits_images(self.hparams.image_size, self.hparams.channels)
-        return TensorImages(((images + 1) * 127.5).round().to(torch.uint8))
+        return UInt8Images(((images + 1) * 127.5).round().to(torch.uint8))
 
     def labels(self) -> torch.Tensor:
         from sklearn.datasets import load_digits

@@ -2,8 +2,7 @@
 
 import torch
 
-from src.data.arrays import ArrayImages
-from src.data.base import ImageDataModule
+from src.data.base import ImageDataModule, UInt8Images
 from src.utils.errors import ConfigError
 
 
@@ -15,9 +14,9 @@ class FakeDataModule(ImageDataModule):
         if num_images < 1:
             raise ConfigError("data.num_images", num_images, "allowed: >= 1")
 
-    def build_dataset(self) -> ArrayImages:
+    def build_dataset(self) -> UInt8Images:
         h = self.hparams
         shape = (h.num_images, h.channels, h.image_size, h.image_size)
         rng = torch.Generator().manual_seed(h.seed)
         images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=rng)
-        return ArrayImages(images, h.image_size, h.channels)
+        return UInt8Images(images, h.image_size, h.channels)

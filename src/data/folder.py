@@ -1,6 +1,5 @@
 """Image files on disk: any folder tree (`folder`) and CelebA's aligned images (`celeba`)."""
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -9,7 +8,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from src.data.base import ImageDataModule
+from src.data.base import ImageDataModule, stat_fingerprint
 from src.data.transforms import fit_pil
 from src.utils.errors import ConfigError
 
@@ -69,16 +68,6 @@ def list_images(root: Path, extensions: tuple[str, ...]) -> list[Path]:
             )  # fmt: skip
         found += [Path(directory, n) for n in names if Path(n).suffix.lower() in extensions]
     return sorted(p for p in found if p.is_file())
-
-
-def stat_fingerprint(root: Path, paths: list[Path]) -> str:
-    """Relative path, size and modification time of every file (reading every byte of a big
-    folder at each start would cost more than decoding it)."""
-    digest = hashlib.sha1()
-    for p in paths:
-        stat = p.stat()
-        digest.update(f"{p.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 class FolderDataModule(ImageDataModule):

@@ -1,14 +1,12 @@
 """MNIST and Fashion-MNIST from torchvision's raw IDX files: `<root>/<folder>/raw/*-ubyte[.gz]`."""
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from src.data.arrays import ArrayImages
-from src.data.base import ImageDataModule
+from src.data.base import ImageDataModule, UInt8Images, content_hash
 from src.utils.errors import ConfigError
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
@@ -58,20 +56,10 @@ class MNISTDataModule(ImageDataModule):
             found.append(path)
         return found
 
-    def build_dataset(self) -> ArrayImages:
+    def build_dataset(self) -> UInt8Images:
         images = np.concatenate([read_idx_images(p) for p in self.files()])
         tensor = torch.from_numpy(images.copy()).unsqueeze(1)
-        return ArrayImages(tensor, self.hparams.image_size, self.hparams.channels)
+        return UInt8Images(tensor, self.hparams.image_size, self.hparams.channels)
 
     def fingerprint(self) -> str:
         return content_hash(self.files())
-
-
-def content_hash(paths: list[Path]) -> str:
-    """sha1 over the files' bytes: the resident cache is reused only for identical data."""
-    digest = hashlib.sha1()
-    for path in paths:
-        with open(path, "rb") as file:
-            while chunk := file.read(1 << 24):
-                digest.update(chunk)
-    return digest.hexdigest()

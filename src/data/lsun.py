@@ -5,8 +5,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from src.data.base import ImageDataModule
-from src.data.folder import stat_fingerprint
+from src.data.base import ImageDataModule, stat_fingerprint
 from src.data.transforms import decode
 from src.utils.errors import ConfigError
 

@@ -5,11 +5,13 @@ config, data or checkpoint mistake, 3 for divergence, 130/143 after SIGINT/SIGTE
 anything else (a bug: `HYDRA_FULL_ERROR=1` shows its traceback).
 """
 
+import contextlib
 import functools
 import os
+import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,27 @@ def writable_dir(key: str, path: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(key, str(path), "not writable")
     return path
+
+
+@contextlib.contextmanager
+def signals_as_exit_status(trainer: Any, output_dir: str) -> Iterator[None]:
+    """SIGTERM (Lightning saves nothing and raises SIGTERMException) and Ctrl-C (Lightning
+    stops gracefully, then exits 1) become `Interrupted`: exit 143 / 130 with where to resume."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    def interrupted(name: str, number: int) -> Interrupted:
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        saved = f"{last} holds the last completed epoch" if last.is_file() else "no epoch completed"
+        return Interrupted(
+            f"stopped by {name}; {saved}; continue with ckpt_path=auto hydra.run.dir={output_dir}",
+            128 + number,
+        )
+
+    try:
+        yield
+    except SIGTERMException:
+        raise interrupted("SIGTERM", signal.SIGTERM) from None
+    except SystemExit:
+        if trainer.interrupted:
+            raise interrupted("SIGINT", signal.SIGINT) from None
+        raise

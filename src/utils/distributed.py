@@ -17,8 +17,10 @@ BatchNorm statistics stay per device (each rank normalises its own batch, as DCG
 single-GPU BatchNorm does), unless `trainer.sync_batchnorm=true` makes them global.
 """
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -92,33 +94,33 @@ def all_reduce_gradients(params: list[torch.nn.Parameter], flag: torch.Tensor) -
     return flat[-1] > 0
 
 
-def relaunch_as_single_run() -> None:
-    """Lets a Hydra multirun job use several processes.
+@contextlib.contextmanager
+def processes_for_this_job() -> Iterator[None]:
+    """Lets a Hydra job use several processes, and leaves this process as it was after.
 
     Lightning starts ranks 1..N-1 by re-running this command line with `hydra.run.dir=` set
     to Hydra's run dir. In a multirun that command line is the whole sweep (`-m ...`), and
     the run dir is not the job's directory: each rank would start the sweep again. So the
-    job's own overrides become the command line and its output dir the run dir.
+    job's own overrides become the command line and its output dir the run dir. Afterwards
+    the process group is destroyed and the environment restored (Lightning's launcher sets
+    MASTER_PORT, LOCAL_RANK, ...), so the next job of a multirun starts its own processes.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import read_write
 
-    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK"):
-        return
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg.run):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-
-
-def end_distributed(environment: dict[str, str]) -> None:
-    """Leaves the process as it was, so the next job of a multirun starts its own processes:
-    Lightning's launcher sets MASTER_PORT, LOCAL_RANK, ... in this process's environment
-    and would otherwise take the next job for an already-launched rank."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(environment)
+    environment, argv = dict(os.environ), list(sys.argv)
+    if HydraConfig.initialized() and not os.environ.get("LOCAL_RANK"):
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+            with read_write(hydra_cfg.run):
+                hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.argv = argv

@@ -1,12 +1,14 @@
 """Loggers that survive a resume (metrics.csv keeps its rows; W&B continues the same run id)
 and W&B that depends on the environment (online with a key, else offline)."""
 
+import contextlib
 import csv
 import io
 import logging
 import netrc
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -152,10 +154,17 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
         return None
 
 
-def finish_loggers(loggers: list[Logger], failed: bool) -> None:
-    """Ends this job's W&B run, so the next job of a multirun (or the next run in the same
-    process) starts its own run instead of reusing this one; a failed job is marked so."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger._experiment.finish(exit_code=1 if failed else 0)
-            logger._experiment = None
+@contextlib.contextmanager
+def finished(loggers: list[Logger]) -> Iterator[None]:
+    """Ends this job's W&B run on the way out, so the next job of a multirun (or the next
+    run in the same process) starts its own run instead of reusing this one; a failed job's
+    run is marked failed."""
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        for logger in loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger._experiment.finish(exit_code=1 if failed else 0)
+                logger._experiment = None

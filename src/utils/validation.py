@@ -10,6 +10,7 @@ import math
 import os
 import re
 from numbers import Real
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -149,3 +150,15 @@ def validate(cfg: DictConfig) -> None:
     validate_data(cfg)
     validate_model(cfg)
     validate_trainer(cfg)
+
+
+def choose_strategy(trainer: DictConfig) -> Any:
+    """More than one process: our DDP for the two-optimizer step (src/utils/distributed.py).
+
+    `auto` and `ddp` mean "data parallel" to a user; plain DistributedDataParallel cannot run
+    the alternating D/G updates, so both map to gan_ddp. Any other strategy is passed on.
+    """
+    strategy = trainer.get("strategy", "auto")
+    if strategy in ("auto", "ddp", "gan_ddp") and planned_world_size(trainer) > 1:
+        return "gan_ddp"
+    return strategy
