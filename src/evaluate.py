@@ -2,7 +2,7 @@
 
 Generates `n` images, compares them with the run's dataset through the domain feature
 extractor (src/metrics/domain.py) and prints fid_domain, kid_domain, precision, recall,
-density, coverage and, for labelled data, class_coverage, confident and is_domain, next to
+density, coverage and, for labelled data, class_coverage, domain_confident and is_domain, next to
 the real-vs-real floor. Writes them as JSON to `out` (default: `<checkpoint>.metrics.json`).
 """
 

@@ -58,12 +58,13 @@ def tiny_module(
     from src.models.gan_module import GANModule
 
     seed_everything(0)
+    kwargs.setdefault("augment", [])
     if optimizer == "adam":
         factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
     else:
         factory = partial(torch.optim.SGD, lr=lr, momentum=momentum, fused=True)
     return GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4),
+        Generator(16, 1, latent_dim=8, ngf=4, latent_components=0),
         discriminator or Discriminator(16, 1, ndf=4),
         optimizer_g=factory,
         optimizer_d=factory,

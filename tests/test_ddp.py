@@ -86,7 +86,9 @@ def networks() -> tuple[torch.nn.Module, torch.nn.Module]:
     """BatchNorm in inference mode (running statistics): each image's output no longer
     depends on its batch-mates, so 2 x 8 images must give the gradient of 1 x 16."""
     torch.manual_seed(0)
-    return Generator(16, 1, latent_dim=8, ngf=4).eval(), Discriminator(16, 1, ndf=4).eval()
+    return Generator(16, 1, latent_dim=8, ngf=4, latent_components=0).eval(), Discriminator(
+        16, 1, ndf=4
+    ).eval()
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:

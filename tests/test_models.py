@@ -3,20 +3,25 @@ import torch
 
 from src.models.dcgan import Discriminator, Generator
 
+G = {"ngf": 64, "latent_components": 0}  # the DCGAN paper's generator
+
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 def test_64x64_parameter_counts_match_the_pytorch_dcgan_example():
-    assert count(Generator(image_size=64, channels=3, latent_dim=100, ngf=64)) == 3_576_704
+    assert (
+        count(Generator(image_size=64, channels=3, latent_dim=100, ngf=64, latent_components=0))
+        == 3_576_704
+    )
     assert count(Discriminator(image_size=64, channels=3, ndf=64)) == 2_765_568
 
 
 @pytest.mark.parametrize("image_size", [16, 32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_shapes_for_every_resolution_and_channel_count(image_size, channels):
-    generator = Generator(image_size, channels, latent_dim=16, ngf=4)
+    generator = Generator(image_size, channels, latent_dim=16, ngf=4, latent_components=0)
     discriminator = Discriminator(image_size, channels, ndf=4)
     images = generator(torch.randn(3, 16))
     assert images.shape == (3, channels, image_size, image_size)
@@ -29,12 +34,12 @@ def test_blocks_follow_the_resolution():
     def convs(m):
         return sum(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules())
 
-    assert convs(Generator(64, 3)) == convs(Generator(32, 3)) + 1 == 5
-    assert convs(Discriminator(64, 3)) == convs(Discriminator(32, 3)) + 1 == 5
+    assert convs(Generator(64, 3, **G)) == convs(Generator(32, 3, **G)) + 1 == 5
+    assert convs(Discriminator(64, 3, ndf=64)) == convs(Discriminator(32, 3, ndf=64)) + 1 == 5
 
 
 def test_discriminator_has_no_batchnorm_on_its_first_block_and_no_sigmoid():
-    layers = list(Discriminator(64, 3).net)
+    layers = list(Discriminator(64, 3, ndf=64).net)
     assert isinstance(layers[0], torch.nn.Conv2d) and isinstance(layers[1], torch.nn.LeakyReLU)
     assert layers[1].negative_slope == 0.2
     assert not any(isinstance(m, torch.nn.Sigmoid) for m in layers)
@@ -43,7 +48,7 @@ def test_discriminator_has_no_batchnorm_on_its_first_block_and_no_sigmoid():
 
 def test_dcgan_initialisation():
     torch.manual_seed(0)
-    generator = Generator(64, 3)
+    generator = Generator(64, 3, **G)
     conv_weights = torch.cat(
         [m.weight.flatten() for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     )
@@ -57,11 +62,11 @@ def test_dcgan_initialisation():
 @pytest.mark.parametrize("image_size", [0, 8, 48, 512])
 def test_bad_resolution_names_the_value_and_what_is_allowed(image_size):
     with pytest.raises(ValueError, match=rf"data.image_size={image_size}: allowed: a power of two"):
-        Generator(image_size, 1)
+        Generator(image_size, 1, **G)
 
 
 def test_the_default_latent_prior_is_the_standard_normal():
-    generator = Generator(16, 1, latent_dim=8, ngf=4)
+    generator = Generator(16, 1, latent_dim=8, ngf=4, latent_components=0)
     assert "latent_centres" not in generator.state_dict()
     drawn = generator.sample_latent(10, generator=torch.Generator().manual_seed(3))
     assert torch.equal(drawn, torch.randn(10, 8, generator=torch.Generator().manual_seed(3)))

@@ -95,7 +95,7 @@ def score(model: DigitCNN, images: torch.Tensor, threshold: float = 0.9) -> dict
     confidence, classes = probs.max(1)
     shares = torch.bincount(classes, minlength=10).float() / len(images)
     return {
-        "confident": (confidence >= threshold).float().mean().item(),
+        "recognisable": (confidence >= threshold).float().mean().item(),
         "class_shares": [round(s, 3) for s in shares.tolist()],
         "min_share": shares.min().item(),
         "max_share": shares.max().item(),

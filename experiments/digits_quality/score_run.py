@@ -5,7 +5,7 @@
     python experiments/digits_quality/score_run.py --real    # held-out real digits (ceiling)
     python experiments/digits_quality/score_run.py --noise   # uniform noise (floor)
 
-Prints one JSON line per source: `confident` is the share of 1,000 samples classified with
+Prints one JSON line per source: `recognisable` is the share of 1,000 samples classified with
 confidence >= 0.9, `class_shares` the share of samples given to each digit 0-9.
 """
 
@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import hydra
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -22,23 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from digit_classifier import load_or_train, score, split  # noqa: E402
 
-from src.models.gan_module import GANModule  # noqa: E402
+from src.generate import generate  # noqa: E402
+from src.utils.checkpoint import load_generator  # noqa: E402
 
 
 def samples_from_checkpoint(ckpt: Path, n: int, seed: int = 1234) -> torch.Tensor:
-    """n samples as the run shows them (EMA generator if configured), from fixed latents."""
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    cfg = checkpoint["config"]["model"]
-    module = GANModule(
-        hydra.utils.instantiate(cfg["generator"]),
-        hydra.utils.instantiate(cfg["discriminator"]),
-        optimizer=cfg["optimizer"],
-        ema_decay=cfg["ema_decay"],
-        num_fixed_noise=cfg["num_fixed_noise"],
-    )
-    module.load_state_dict(checkpoint["state_dict"])
-    z = module.generator.sample_latent(n, generator=torch.Generator().manual_seed(seed))
-    return torch.cat([module.sample(b) for b in z.split(250)])
+    """n samples as the run shows them (EMA generator if kept), from fixed latents."""
+    generator, _ = load_generator(str(ckpt))
+    return generate(generator, n, seed)
 
 
 def main() -> None:

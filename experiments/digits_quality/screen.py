@@ -69,8 +69,8 @@ torch.manual_seed(a.seed)
 data, _ = load_digits_images(32)
 data = ((data + 1) * 127.5).round().to(torch.uint8)
 nz = a.nz + a.cat
-G = Generator(32, 1, nz, a.ngf)
-D = Discriminator(32, 1, a.ndf)
+G = Generator(32, 1, nz, ngf=a.ngf, latent_components=0)
+D = Discriminator(32, 1, ndf=a.ndf)
 if a.cat:
     # Q head on D's last feature map (InfoGAN)
     D_body = D.net[:-1]
@@ -262,10 +262,10 @@ for ep in range(a.epochs):
             "name": a.name,
             "epoch": ep,
             "t": round(time.time() - t0),
-            "conf": round(s["confident"], 3),
+            "conf": round(s["recognisable"], 3),
             "min": s["min_share"],
             "max": s["max_share"],
         }
         if Gema is not None:
-            out["ema_conf"] = round(eval_g(Gema)["confident"], 3)
+            out["ema_conf"] = round(eval_g(Gema)["recognisable"], 3)
         print(json.dumps(out), flush=True)

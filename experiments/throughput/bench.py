@@ -18,6 +18,7 @@ ours/plain for the 64x64 case. Peak memory comes from a separate short process p
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -54,8 +55,8 @@ class PlainLoop:
     def __init__(self, size: int, channels: int, width: int, batch: int, device: torch.device):
         torch.manual_seed(0)
         self.device, self.batch = device, batch
-        self.G = Generator(size, channels, 100, width).to(device)
-        self.D = nn.Sequential(Discriminator(size, channels, width), nn.Sigmoid()).to(device)
+        self.G = Generator(size, channels, 100, ngf=width, latent_components=0).to(device)
+        self.D = nn.Sequential(Discriminator(size, channels, ndf=width), nn.Sigmoid()).to(device)
         self.criterion = nn.BCELoss()
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -113,9 +114,11 @@ class Ours:
 
         torch.manual_seed(0)
         self.device, self.batch, self.precision = device, batch, precision
+        adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True)
         self.module = GANModule(
-            Generator(size, channels, 100, width), Discriminator(size, channels, width),
-            {"name": "adam", "lr": 2e-4, "momentum": 0.5}, compile=compile,
+            Generator(size, channels, 100, ngf=width, latent_components=0),
+            Discriminator(size, channels, ndf=width),
+            optimizer_g=adam, optimizer_d=adam, augment=[], compile=compile,
             channels_last=channels_last,
         )  # fmt: skip
         self.make_data = lambda n: FakeDataModule(

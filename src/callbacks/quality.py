@@ -28,7 +28,7 @@ LOGGED = {
 class QualityMetrics(Callback):
     def __init__(
         self,
-        every_n_epochs: int = 10,
+        every_n_epochs: int = 20,
         num_samples: int = 1000,
         num_real: int = 1000,
         domain_epochs: int = 15,

@@ -27,13 +27,13 @@ class Evaluator:
     """Holds the domain model and the real images' features (computed once).
 
     `evaluate(fake)` returns fid_domain, kid_domain, precision, recall, density, coverage and,
-    when the dataset has labels, class_coverage, confident and is_domain.
+    when the dataset has labels, class_coverage, domain_confident and is_domain.
     """
 
     def __init__(
         self,
         datamodule: ImageDataModule,
-        num_real: int = 2000,
+        num_real: int = 1000,
         epochs: int = 15,
         cache_dir: str | Path | None = None,
         inception_weights: str | None = None,

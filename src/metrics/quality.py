@@ -83,14 +83,14 @@ def precision_recall_density_coverage(
 
 def class_metrics(probs: torch.Tensor) -> dict[str, float]:
     """From a classifier's predictions on generated images: class coverage (share of classes
-    that get at least half their uniform share of samples), confident share (max prob >= 0.9)
-    and the Inception-Score analogue exp(E_x KL(p(y|x) || p(y)))."""
+    that get at least half their uniform share of samples), domain_confident (the share
+    with max probability >= 0.9) and the Inception-Score analogue exp(E_x KL(p(y|x) || p(y)))."""
     num_classes = probs.shape[1]
     shares = torch.bincount(probs.argmax(1), minlength=num_classes).double() / len(probs)
     marginal = probs.mean(0, keepdim=True)
     kl = (probs * (probs.clamp_min(1e-12).log() - marginal.clamp_min(1e-12).log())).sum(1)
     return {
         "class_coverage": (shares >= 0.5 / num_classes).double().mean().item(),
-        "confident": (probs.max(1).values >= 0.9).double().mean().item(),
+        "domain_confident": (probs.max(1).values >= 0.9).double().mean().item(),
         "is_domain": kl.mean().exp().item(),
     }

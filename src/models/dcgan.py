@@ -52,8 +52,9 @@ class Generator(nn.Module):
         image_size: int,
         channels: int,
         latent_dim: int = 100,
-        ngf: int = 64,
-        latent_components: int = 0,
+        *,
+        ngf: int,
+        latent_components: int,
         component_spread: float = 1.0,
     ):
         super().__init__()
@@ -111,7 +112,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms)."""
 
-    def __init__(self, image_size: int, channels: int, ndf: int = 64):
+    def __init__(self, image_size: int, channels: int, *, ndf: int):
         super().__init__()
         positive_int("model.discriminator.ndf", ndf)
         scales = num_scales(image_size)

@@ -30,7 +30,7 @@ class GANModule(LightningModule):
         g_objective: str = "non_saturating",
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
-        augment: list[str] | tuple[str, ...] = (),
+        augment: list[str] | tuple[str, ...] = ("translation",),
         num_fixed_noise: int = 64,
         max_nonfinite_steps: int = 10,
         collapse_warn_steps: int = 200,
