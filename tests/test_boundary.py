@@ -94,6 +94,22 @@ def test_resume_and_rerun_keep_every_metrics_row(train_entry, trained):
     assert rows(trained) == after
 
 
+def test_rows_logged_past_the_resumed_checkpoint_are_replaced_not_duplicated(train_entry, tmp_path):
+    """What a run killed mid-epoch leaves: rows past its last checkpoint. Resuming from an
+    earlier checkpoint redoes those steps; each step must end up in metrics.csv once."""
+    status, err = train_entry("trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1")
+    assert status == 0, err
+    run_dir = tmp_path / "run"
+    before = rows(run_dir)
+    assert len(before) == 8
+    first_epoch = run_dir / "checkpoints" / "epoch_000.ckpt"
+    status, err = train_entry("trainer.max_epochs=2", f"ckpt_path={first_epoch}")
+    assert status == 0, err
+    after = rows(run_dir)
+    assert [int(r["step"]) for r in after] == list(range(8))
+    assert after[:4] == before[:4]
+
+
 @pytest.mark.slow
 def test_sigterm_saves_exits_143_and_resume_keeps_the_rows(tmp_path):
     run_dir = tmp_path / "run"
@@ -114,10 +130,9 @@ def test_sigterm_saves_exits_143_and_resume_keeps_the_rows(tmp_path):
                              capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = rows(run_dir)
-    # The first 3 epochs' rows survive the stop and the resume. (Open: after a mid-epoch
-    # SIGTERM the resumed file held 27 rows where 24 are expected; see issue 16's note.)
-    assert [r["step"] for r in final[:12]] == [r["step"] for r in kept[:12]]
-    assert len(final) >= 24
+    # The first 3 epochs' rows survive the stop and the resume; every step appears once.
+    assert final[:12] == kept[:12]
+    assert [int(r["step"]) for r in final] == list(range(24))
 
 
 # --- 4. one run directory, one run ---------------------------------------------------------

@@ -45,24 +45,28 @@ class _ResumingWriter(ExperimentWriter):
         self._trimmed = False
 
     def save(self) -> None:
-        if self.metrics and not self._trimmed and os.path.isfile(self.metrics_file_path):
-            first = min(m["step"] for m in self.metrics)
-            with open(self.metrics_file_path, newline="") as file:
-                reader = csv.DictReader(file)
-                keys, rows = list(reader.fieldnames or []), list(reader)
-            kept = [r for r in rows if r.get("step") and float(r["step"]) < first]
-
-            def write(out) -> None:
-                text = io.StringIO()
-                writer = csv.DictWriter(text, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(kept)
-                out.write(text.getvalue().encode())
-
-            atomic_write(self.metrics_file_path, write)
-            self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
-        self._trimmed = True
+        # The first save that has rows (Lightning also saves, with none, at log_hyperparams).
+        if self.metrics and not self._trimmed:
+            self._trimmed = True
+            if os.path.isfile(self.metrics_file_path):
+                self.keep_rows_before(min(m["step"] for m in self.metrics))
         super().save()
+
+    def keep_rows_before(self, first: int) -> None:
+        with open(self.metrics_file_path, newline="") as file:
+            reader = csv.DictReader(file)
+            keys, rows = list(reader.fieldnames or []), list(reader)
+        kept = [r for r in rows if r.get("step") and float(r["step"]) < first]
+
+        def write(out) -> None:
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(kept)
+            out.write(text.getvalue().encode())
+
+        atomic_write(self.metrics_file_path, write)
+        self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
 
 
 class ResumableCSVLogger(CSVLogger):
