@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from src.utils.errors import ConfigError
 
 G_OBJECTIVES = ("non_saturating", "minimax")
-LOSSES = ("bce",)
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
