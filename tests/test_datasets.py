@@ -190,6 +190,7 @@ def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow  # a download attempt
 def test_a_failed_download_is_one_line(tmp_path):
     """No network here: torchvision's download fails, the user is told where files go."""
     result = run_cli(

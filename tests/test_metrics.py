@@ -126,6 +126,7 @@ def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, 
     assert float(callback_state["best_model_score"]) == pytest.approx(float(rows[0]["val/fid"]))
 
 
+@pytest.mark.slow  # a sweep
 def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(

@@ -20,6 +20,7 @@ from tests.helpers import PoisonedDiscriminator, fit_batches, tiny_module
 DETERMINISTIC = ["trainer.deterministic=true", "logger=csv", "seed=3"]
 
 
+@pytest.mark.slow  # SIGKILL and resume
 def test_sigkilled_run_resumes_to_the_bitwise_same_weights(tmp_path):
     """Epochs of 5 batches; the crashed run dies inside epoch 2 and resumes from epoch 1's end."""
     common = [*TINY, *DETERMINISTIC, "trainer.max_epochs=3", "trainer.limit_train_batches=5"]
@@ -110,6 +111,7 @@ def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow  # a network timeout
 def test_wandb_server_unreachable_falls_back_to_offline(tmp_path):
     """Online mode against a closed loopback port: training goes on, offline files are kept."""
     env = {

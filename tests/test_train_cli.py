@@ -153,3 +153,30 @@ def test_a_linear_decay_schedule_reaches_zero_lr_at_the_end_of_training(train_cl
         assert len(checkpoint["lr_schedulers"]) == 2  # D's and G's, saved for resuming
     assert lrs["epoch_000"] == pytest.approx([2e-4, 2e-4])  # 4 of 8 batches: decay starts
     assert lrs["last"] == pytest.approx([0.0, 0.0])
+
+
+@pytest.mark.slow  # a sweep
+def test_each_job_of_a_sweep_gets_its_own_named_and_grouped_wandb_run(tmp_path):
+    """2 x 2 jobs in one process: four offline W&B runs, one per job directory, each holding
+    only its own job's history, named by its swept values, all in the sweep's group."""
+    sweep_dir = tmp_path / "sweep_x"
+    run_cli(
+        "-m", "debug=fast", *TINY, "logger=wandb", "optimizer.lr=1e-4,2e-4",
+        "optimizer.momentum=0.5,0.9", f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+    names, ids = set(), set()
+    for job in jobs:
+        (run,) = (job / "wandb").glob("offline-run-*/run-*.wandb")  # exactly one run per job
+        ids.add(run.stem)
+        log = run.read_bytes()
+        assert log.count(b"train/loss_d") >= 4  # its own 4 steps were logged into it
+        assert b"sweep_x" in log  # the group: the sweep directory's name
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        swept = [
+            o.split("=", 1) for o in overrides if o.startswith(("optimizer.lr=", "optimizer.m"))
+        ]
+        name = ",".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in swept)
+        assert name.encode() in log
+        names.add(name)
+    assert len(jobs) == len(ids) == len(names) == 4

@@ -8,6 +8,7 @@ import logging
 import netrc
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,12 +113,39 @@ def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: 
     os.environ.setdefault("WANDB_SILENT", "true")
     if rank_zero_only.rank == 0 and "id" not in kwargs:
         kwargs = {**kwargs, "id": wandb_run_id(kwargs.get("save_dir")), "resume": "allow"}
+    kwargs = {**kwargs, **sweep_identity()}
     logger = WandbLogger(
         offline=mode == "offline", mode=mode,
         settings=wandb.Settings(init_timeout=init_timeout), **kwargs,
     )  # fmt: skip
     logger.factory_kwargs = kwargs  # to rebuild it offline if the online start fails
     return logger
+
+
+def sweep_identity() -> dict[str, str]:
+    """For a job of a Hydra multirun: a W&B run name saying what differs (its values of the
+    swept keys, e.g. `lr=0.0001,momentum=0.9`), the sweep directory's name as the group
+    shared by all its jobs, and job_type `sweep`; nothing for a single run (named by
+    `task_name`). Swept keys: the command line's sweep overrides (`a=1,2`, ranges) and the
+    sweeper's own search space (`hydra.sweeper.params`, e.g. Optuna's)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hydra_cfg = HydraConfig.get()
+    try:
+        arguments = [a for a in sys.argv[1:] if not a.startswith("-")]  # -m, --multirun
+        parsed = OverridesParser.create().parse_overrides(arguments)
+        swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    except Exception:  # not the sweep's command line (e.g. a relaunched rank)
+        swept = set()
+    swept |= set((hydra_cfg.sweeper.get("params") or {}).keys())
+    job = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
+    shown = [f"{key.rsplit('.', 1)[-1]}={job[key]}" for key in job if key in swept]
+    name = ",".join(shown) or f"job {hydra_cfg.job.num}"
+    return {"name": name, "group": Path(hydra_cfg.sweep.dir).name, "job_type": "sweep"}
 
 
 def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
