@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from src.models.losses import LOSSES
 from src.models.optim import LinearDecayLR
 from tests.helpers import fit_batches, tiny_module
 
@@ -126,3 +127,36 @@ def test_linear_decay_holds_the_lr_then_falls_to_zero_at_the_last_step():
     torch.save(schedule.state_dict(), "/dev/null")
     with pytest.raises(ValueError, match=r"optimizer.scheduler.decay_start=1.5: allowed"):
         LinearDecayLR(optimizer, total_steps=10, decay_start=1.5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_under_bf16_autocast(loss):
+    penalty = "wgan_gp" if loss == "wasserstein" else "r1"
+    module = tiny_module(loss=loss, penalty=penalty, penalty_weight=1.0)
+    before = params(module.generator)
+    fit_batches(module, 2, precision="bf16-mixed")
+    assert module.health.total.item() == 0  # no skipped (non-finite) update
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert not same(params(module.generator), before)
+
+
+@pytest.mark.parametrize("penalty", ["r1", "r2", "wgan_gp"])
+def test_a_penalty_changes_d_steps_and_a_lazy_one_only_every_kth(penalty):
+    plain = fit_one_batch(make_module())
+    every = fit_one_batch(make_module(penalty=penalty, penalty_weight=5.0))
+    lazy = fit_one_batch(make_module(penalty=penalty, penalty_weight=5.0, penalty_every=2))
+    # batch 1: the penalty is due with every=1, not with every=2
+    assert not same(params(every.discriminator), params(plain.discriminator))
+    assert same(params(lazy.discriminator), params(plain.discriminator))
+    lazy_two = make_module(penalty=penalty, penalty_weight=5.0, penalty_every=2)
+    plain_two = make_module()
+    fit_batches(lazy_two, 2)
+    fit_batches(plain_two, 2)
+    assert not same(params(lazy_two.discriminator), params(plain_two.discriminator))
+
+
+def test_lecam_moving_averages_are_module_state():
+    module = fit_one_batch(make_module(lecam_weight=0.3))
+    assert "lecam_ema" in module.state_dict()  # saved in checkpoints, restored on resume
+    assert module.lecam_ema.abs().sum() > 0
+    assert "lecam_ema" not in make_module().state_dict()  # only when enabled

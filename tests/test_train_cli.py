@@ -180,3 +180,19 @@ def test_each_job_of_a_sweep_gets_its_own_named_and_grouped_wandb_run(tmp_path):
         assert name.encode() in log
         names.add(name)
     assert len(jobs) == len(ids) == len(names) == 4
+
+
+def test_hinge_loss_with_a_lazy_r1_penalty_through_the_cli(train_cli):
+    run_dir = train_cli(
+        "logger=csv", "model.loss=hinge", "model.penalty=r1", "model.penalty_weight=1",
+        "model.penalty_every=2", "model.lecam_weight=0.3",
+    )  # fmt: skip
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    penalties = [r["train/penalty"] for r in rows]
+    # computed on batches 2 and 4 only; a row between shows the last computed value
+    assert penalties[0] == "" and penalties[2] == penalties[1] != penalties[3]
+    assert all(float(p) > 0 for p in penalties[1:])
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["config"]["model"]["loss"] == "hinge"
+    assert checkpoint["state_dict"]["lecam_ema"].abs().sum() > 0

@@ -10,7 +10,15 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from src.models.augment import POLICIES, diff_augment
 from src.models.health import HealthMonitor, step_if_finite
-from src.models.losses import discriminator_loss, generator_loss
+from src.models.losses import (
+    PENALTIES,
+    check_loss,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    lecam,
+    wgan_gp,
+)
 from src.models.optim import build_optimizer, lr_scale
 from src.utils.checkpoint import rng_states, set_rng_states
 from src.utils.errors import ConfigError
@@ -27,7 +35,12 @@ class GANModule(LightningModule):
         optimizer_d: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         scale_lr: str = "none",
+        loss: str = "bce",
         g_objective: str = "non_saturating",
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        penalty_every: int = 1,
+        lecam_weight: float = 0.0,
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
         augment: list[str] | tuple[str, ...] = ("translation",),
@@ -38,7 +51,18 @@ class GANModule(LightningModule):
         compile: bool = False,
     ):
         super().__init__()
-        generator_loss(torch.zeros(1), g_objective)  # validates the objective name up front
+        check_loss(loss, g_objective)
+        if penalty not in PENALTIES:
+            raise ConfigError("model.penalty", penalty, f"allowed: {', '.join(PENALTIES)}")
+        for key, value in [("penalty_weight", penalty_weight), ("lecam_weight", lecam_weight)]:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ConfigError(f"model.{key}", value, "allowed: a number >= 0")
+        if (
+            isinstance(penalty_every, bool)
+            or not isinstance(penalty_every, int)
+            or penalty_every < 1
+        ):
+            raise ConfigError("model.penalty_every", penalty_every, "allowed: an integer >= 1")
         if not isinstance(num_fixed_noise, int) or num_fixed_noise < 1:
             raise ConfigError("model.num_fixed_noise", num_fixed_noise, "allowed: an integer >= 1")
         if not isinstance(d_steps_per_g_step, int) or d_steps_per_g_step < 1:
@@ -68,6 +92,9 @@ class GANModule(LightningModule):
             else None
         )
         self._ema_calibrated_at: int | None = None
+        if lecam_weight:
+            # Moving averages of D's mean output on real and on generated images (LeCam).
+            self.register_buffer("lecam_ema", torch.zeros(2))
         # A buffer, so the sample grids of a resumed run continue from the same noise.
         self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
@@ -109,13 +136,28 @@ class GANModule(LightningModule):
             fake = self.generator(z)
 
         # D step: D on real and on fake.detach(), so no gradient reaches G.
-        real_logits = self.discriminator(self.augment(real))
-        fake_logits = self.discriminator(self.augment(fake.detach()))
-        d_loss = discriminator_loss(real_logits, fake_logits)
+        penalty = self.penalty_due(batch_number)
+        real_in, fake_in = self.augment(real), self.augment(fake.detach())
+        real_in.requires_grad_(penalty == "r1")  # R1/R2 reuse this forward's graph
+        fake_in.requires_grad_(penalty == "r2")
+        real_logits = self.discriminator(real_in)
+        fake_logits = self.discriminator(fake_in)
+        d_loss = discriminator_loss(real_logits, fake_logits, self.hparams.loss)
+        logs: dict[str, torch.Tensor] = {}
+        if penalty:
+            term = self.penalty_term(penalty, real_in, fake_in, real_logits, fake_logits)
+            # lazy regularization: every k-th D step, k times as strong (Karras et al. 2020)
+            d_loss = d_loss + self.hparams.penalty_every * term
+            logs["train/penalty"] = term.detach()
+        if self.hparams.lecam_weight:
+            d_loss = d_loss + self.hparams.lecam_weight * lecam(
+                real_logits, fake_logits, self.lecam_ema[0], self.lecam_ema[1]
+            )
+            self.update_lecam(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         d_bad = step_if_finite(opt_d, d_loss, self.discriminator)
-        logs = {
+        logs |= {
             "train/loss_d": d_loss.detach(),
             "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
             "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
@@ -126,7 +168,13 @@ class GANModule(LightningModule):
         if g_turn:
             with self.toggled_optimizer(opt_g):
                 fake_logits = self.discriminator(self.augment(fake))
-                g_loss = generator_loss(fake_logits, self.hparams.g_objective)
+                real_logits = None
+                if self.hparams.loss == "relativistic":  # G's loss compares with D on reals
+                    with torch.no_grad():
+                        real_logits = self.discriminator(self.augment(real))
+                g_loss = generator_loss(
+                    fake_logits, self.hparams.loss, self.hparams.g_objective, real_logits
+                )
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 g_bad = step_if_finite(opt_g, g_loss, self.generator)
@@ -152,6 +200,28 @@ class GANModule(LightningModule):
             batch_size=real.shape[0],
         )  # fmt: skip
         return logs
+
+    def penalty_due(self, batch_number: int) -> str | None:
+        """The gradient penalty to add on this batch's D step (None: none due)."""
+        penalty, every = self.hparams.penalty, self.hparams.penalty_every
+        return penalty if penalty != "none" and batch_number % every == 0 else None
+
+    def penalty_term(
+        self, penalty: str, real_in: torch.Tensor, fake_in: torch.Tensor,
+        real_logits: torch.Tensor, fake_logits: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """penalty_weight x the penalty: WGAN-GP's lambda E[(||grad||-1)^2], or R1 (on real
+        images, Mescheder et al. 2018) / R2 (on generated ones) gamma/2 E[||grad||^2]."""
+        weight = self.hparams.penalty_weight
+        if penalty == "wgan_gp":
+            return weight * wgan_gp(self.discriminator, real_in, fake_in)
+        inputs, logits = (real_in, real_logits) if penalty == "r1" else (fake_in, fake_logits)
+        return weight / 2 * gradient_penalty(self.discriminator, inputs, logits).mean()
+
+    @torch.no_grad()
+    def update_lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
+        means = torch.stack([real_logits.float().mean(), fake_logits.float().mean()])
+        self.lecam_ema.lerp_(means, 0.01)  # decay 0.99, as in Tseng et al.'s code
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees: images under the configured DiffAugment policy (identity if none)."""
