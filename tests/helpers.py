@@ -38,13 +38,17 @@ class PoisonedDiscriminator(Discriminator):
 
 
 class DumpWeights(Callback):
-    """Writes each rank's parameters to `<dirpath>/rank_<r>.pt` when training ends."""
+    """Writes each rank's parameters (and spectral norm's power-iteration vectors) to
+    `<dirpath>/rank_<r>.pt` when training ends."""
 
     def __init__(self, dirpath: str):
         self.dirpath = dirpath
 
     def on_train_end(self, trainer, pl_module) -> None:
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
+        params |= {
+            n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(("_u", "_v"))
+        }
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
 
 

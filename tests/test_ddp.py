@@ -30,19 +30,23 @@ def run_cli(*args, **kwargs):
     return run_in_any_process(*args, fresh_process=True, **kwargs)
 
 
-def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path):
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm):
+    """With spectral norm the power-iteration vectors (buffers) stay identical too."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
+        f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
         "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
-    assert "Effective batch: 16 per device x 2 device(s) x 1 node(s) = 32" in result.stdout
+    assert "effective batch 16 x 2 device(s) = 32" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rank_0.pt", "rank_1.pt", "run"]
     assert len(list(run_dir.rglob("config.yaml"))) == 1  # one .hydra, no per-rank copies
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     rank0, rank1 = (torch.load(tmp_path / f"rank_{r}.pt") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
+    assert any(name.endswith("._u") for name in rank0) == (norm == "spectral")
     for name in rank0:  # 6 D and 6 G updates later, still bitwise the same
         assert torch.equal(rank0[name], rank1[name]), name
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")

@@ -88,3 +88,32 @@ def test_a_mixture_prior_draws_unit_gaussians_around_centres_kept_in_the_state_d
     other.load_state_dict(generator.state_dict())
     again = other.sample_latent(2000, generator=torch.Generator().manual_seed(1))
     assert torch.equal(z, again)
+
+
+def test_spectral_norm_replaces_batchnorm_in_d_and_keeps_its_vectors_in_the_state_dict():
+    torch.manual_seed(0)
+    d = Discriminator(32, 3, ndf=8, norm="spectral")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    x = torch.randn(4, 3, 32, 32)
+    for _ in range(30):  # power iterations run in training mode
+        d(x)
+    for conv in convs:  # the effective weight has spectral norm 1
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.05)
+    state = d.state_dict()
+    assert any(k.endswith("._u") for k in state) and any(k.endswith("._v") for k in state)
+    torch.manual_seed(1)
+    other = Discriminator(32, 3, ndf=8, norm="spectral")
+    other.load_state_dict(state)  # weights and vectors restored bitwise: the same outputs
+    assert torch.equal(other.eval()(x), d.eval()(x))
+
+
+def test_generator_norm_options():
+    g = Generator(32, 1, ngf=8, latent_components=0, norm="spectral")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())  # SN with BN (SAGAN)
+    none = Generator(32, 1, ngf=8, latent_components=0, norm="none")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in none.modules())
+    with pytest.raises(ValueError, match="model.generator.norm='layer': allowed: batch"):
+        Generator(32, 1, ngf=8, latent_components=0, norm="layer")

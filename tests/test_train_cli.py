@@ -185,7 +185,7 @@ def test_each_job_of_a_sweep_gets_its_own_named_and_grouped_wandb_run(tmp_path):
 def test_hinge_loss_with_a_lazy_r1_penalty_through_the_cli(train_cli):
     run_dir = train_cli(
         "logger=csv", "model.loss=hinge", "model.penalty=r1", "model.penalty_weight=1",
-        "model.penalty_every=2", "model.lecam_weight=0.3",
+        "model.penalty_every=2", "model.lecam_weight=0.3", "model.discriminator.norm=spectral",
     )  # fmt: skip
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

@@ -4,10 +4,12 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from src.utils.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
+NORMS = ("batch", "spectral", "none")
 
 
 def num_scales(image_size: int) -> int:
@@ -24,6 +26,21 @@ def positive_int(key: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(key, value, "allowed: an integer >= 1")
     return value
+
+
+def check_norm(key: str, norm: str) -> str:
+    if norm not in NORMS:
+        raise ConfigError(key, norm, f"allowed: {', '.join(NORMS)}")
+    return norm
+
+
+def spectral_norm_convs(net: nn.Module) -> None:
+    """Spectral normalization (Miyato et al. 2018) of every convolution and linear layer, as
+    torch parametrizations: the power-iteration vectors are buffers, so checkpoints save
+    and restore them and gan_ddp's start-up broadcast makes them equal on every rank."""
+    for module in list(net.modules()):
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            spectral_norm(module)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -56,8 +73,11 @@ class Generator(nn.Module):
         ngf: int,
         latent_components: int,
         component_spread: float = 1.0,
+        norm: str = "batch",
     ):
         super().__init__()
+        check_norm("model.generator.norm", norm)
+        batch_norm = nn.BatchNorm2d if norm in ("batch", "spectral") else lambda _: nn.Identity()
         positive_int("model.generator.latent_dim", latent_dim)
         positive_int("model.generator.ngf", ngf)
         if not isinstance(latent_components, int) or latent_components < 0:
@@ -76,19 +96,21 @@ class Generator(nn.Module):
         width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
+            batch_norm(width),
             nn.ReLU(True),
         ]
         for _ in range(scales - 1):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
+                batch_norm(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
+        if norm == "spectral":  # with BatchNorm, as in SAGAN and BigGAN's generators
+            spectral_norm_convs(self.net)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
@@ -112,9 +134,10 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms)."""
 
-    def __init__(self, image_size: int, channels: int, *, ndf: int):
+    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "batch"):
         super().__init__()
         positive_int("model.discriminator.ndf", ndf)
+        check_norm("model.discriminator.norm", norm)
         scales = num_scales(image_size)
         # No BatchNorm on the first block (DCGAN paper, section 3).
         layers: list[nn.Module] = [
@@ -125,13 +148,15 @@ class Discriminator(nn.Module):
         for _ in range(scales - 1):
             layers += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                nn.BatchNorm2d(width * 2) if norm == "batch" else nn.Identity(),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
         layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
+        if norm == "spectral":  # instead of BatchNorm (Miyato et al. 2018)
+            spectral_norm_convs(self.net)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).view(-1)
