@@ -174,6 +174,8 @@ PRESETS = {
     "dcgan_cifar10": fixtures.write_cifar10,
     "dcgan_celeba64": fixtures.write_celeba,
     "dcgan_lsun64": fixtures.write_lsun,
+    "sngan_cifar10": fixtures.write_cifar10,
+    "sngan_cnn_cifar10": fixtures.write_cifar10,
 }
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from src.models import resnet, sngan
 from src.models.dcgan import Discriminator, Generator
 
 G = {"ngf": 64, "latent_components": 0}  # the DCGAN paper's generator
@@ -117,3 +118,32 @@ def test_generator_norm_options():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in none.modules())
     with pytest.raises(ValueError, match="model.generator.norm='layer': allowed: batch"):
         Generator(32, 1, ngf=8, latent_components=0, norm="layer")
+
+
+def test_resnet_parameter_counts_are_mimicrys_sngan_cifar_networks():
+    """SNGAN's ResNet at 32x32 (Mimicry's ngf 256, ndf 128): G 4,276,739 = linear 528,384 +
+    3 up blocks x 1,246,976 + BatchNorm 512 + output conv 6,915; D 1,053,825."""
+    assert count(resnet.Generator(32, 3, ngf=256, latent_components=0)) == 4_276_739
+    assert count(resnet.Discriminator(32, 3, ndf=128)) == 1_053_825
+
+
+@pytest.mark.parametrize(("module", "size"), [
+    (resnet, 32), (resnet, 48), (resnet, 64), (resnet, 128), (sngan, 32), (sngan, 48), (sngan, 64),
+])  # fmt: skip
+def test_sngan_and_resnet_networks_follow_the_data_size(module, size):
+    generator = module.Generator(size, 1, ngf=32, latent_components=3)
+    discriminator = module.Discriminator(size, 1, ndf=32)
+    images = generator(generator.sample_latent(2))
+    assert images.shape == (2, 1, size, size) and images.abs().max() <= 1
+    assert discriminator(images).shape == (2,)
+    spectral = [m for m in discriminator.modules() if hasattr(m, "parametrizations")]
+    assert spectral  # D is spectrally normalized by default
+
+
+def test_sngan_and_resnet_refuse_sizes_they_do_not_have():
+    with pytest.raises(ValueError, match="data.image_size=16: allowed for model=resnet: 32, 48"):
+        resnet.Generator(16, 1, ngf=32, latent_components=0)
+    with pytest.raises(ValueError, match="data.image_size=128: allowed for model=sngan: 32, 48"):
+        sngan.Discriminator(128, 1, ndf=32)
+    with pytest.raises(ValueError, match="model.discriminator.norm='batch': allowed for model=r"):
+        resnet.Discriminator(32, 1, ndf=32, norm="batch")

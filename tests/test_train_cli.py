@@ -196,3 +196,15 @@ def test_hinge_loss_with_a_lazy_r1_penalty_through_the_cli(train_cli):
     checkpoint = load_checkpoint(run_dir)
     assert checkpoint["config"]["model"]["loss"] == "hinge"
     assert checkpoint["state_dict"]["lecam_ema"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("model", ["sngan", "resnet"])
+def test_sngan_and_resnet_models_train_on_the_digits_and_generate(train_cli, tmp_path, model):
+    run_dir = train_cli("logger=csv", f"model={model}", "model.loss=hinge")
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["config"]["model"]["generator"]["_target_"] == f"src.models.{model}.Generator"
+    assert any(k.endswith("._u") for k in checkpoint["state_dict"])  # D's spectral norm
+    out = tmp_path / "generated"
+    run_cli(f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=4", f"out={out}",
+            module="src.generate")  # fmt: skip
+    assert len(list(out.rglob("*.png"))) >= 4 + 2  # 4 samples, the grid, the interpolation

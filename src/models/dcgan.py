@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from src.models.latent import LatentGenerator, positive_int
 from src.utils.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
@@ -20,12 +21,6 @@ def num_scales(image_size: int) -> int:
             f"allowed: a power of two in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
         )  # fmt: skip
     return int(math.log2(image_size)) - 2
-
-
-def positive_int(key: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(key, value, "allowed: an integer >= 1")
-    return value
 
 
 def check_norm(key: str, norm: str) -> str:
@@ -52,17 +47,9 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class Generator(nn.Module):
+class Generator(LatentGenerator):
     """z (latent_dim x 1 x 1) -> 4x4 -> ... -> image, halving the width at each doubling.
-
-    The latent prior is N(0, I) (DCGAN), or with `latent_components` = K > 0 an equal mixture
-    of K unit Gaussians around fixed random centres drawn once from N(0, spread^2 I) and kept
-    in the state dict (a Gaussian-mixture prior, Gurumurthy et al. 2017 "DeLiGAN"; Ben-Yosef
-    and Weinshall 2018). A single Gaussian forces G to map one connected latent region onto
-    data made of separate modes (the ten digits), so part of its samples fall between modes
-    (Khayatkhoei et al. 2018); the gaps between components give G room to keep modes apart.
-    Draw latents with `sample_latent`, never with a bare `torch.randn`.
-    """
+    The latent prior is LatentGenerator's (N(0, I) or a Gaussian mixture)."""
 
     def __init__(
         self,
@@ -75,23 +62,10 @@ class Generator(nn.Module):
         component_spread: float = 1.0,
         norm: str = "batch",
     ):
-        super().__init__()
+        super().__init__(latent_dim, latent_components, component_spread)
+        positive_int("model.generator.ngf", ngf)
         check_norm("model.generator.norm", norm)
         batch_norm = nn.BatchNorm2d if norm in ("batch", "spectral") else lambda _: nn.Identity()
-        positive_int("model.generator.latent_dim", latent_dim)
-        positive_int("model.generator.ngf", ngf)
-        if not isinstance(latent_components, int) or latent_components < 0:
-            raise ConfigError(
-                "model.generator.latent_components", latent_components,
-                "allowed: an integer >= 0 (0: a single Gaussian)",
-            )  # fmt: skip
-        if not (isinstance(component_spread, int | float) and 0 < component_spread < float("inf")):
-            raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
-        self.latent_dim = latent_dim
-        self.latent_components = latent_components
-        if latent_components:
-            centres = torch.randn(latent_components, latent_dim) * component_spread
-            self.register_buffer("latent_centres", centres)
         scales = num_scales(image_size)
         width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example
         layers: list[nn.Module] = [
@@ -114,21 +88,6 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
-
-    def sample_latent(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """`n` latents from G's prior, drawn with `generator` (a torch RNG on `device`)."""
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        if self.latent_components:
-            k = torch.randint(self.latent_components, (n,), generator=generator, device=device)
-            z = z + self.latent_centres.to(device)[k]
-        return z
 
 
 class Discriminator(nn.Module):

@@ -1,0 +1,56 @@
+"""The latent prior every generator shares: N(0, I), or a Gaussian mixture."""
+
+import torch
+from torch import nn
+
+from src.utils.errors import ConfigError
+
+
+def positive_int(key: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(key, value, "allowed: an integer >= 1")
+    return value
+
+
+class LatentGenerator(nn.Module):
+    """Base of every generator: owns the latent prior and `sample_latent`.
+
+    The prior is N(0, I) (DCGAN, SNGAN), or with `latent_components` = K > 0 an equal mixture
+    of K unit Gaussians around fixed random centres drawn once from N(0, spread^2 I) and kept
+    in the state dict (a Gaussian-mixture prior, Gurumurthy et al. 2017 "DeLiGAN"; Ben-Yosef
+    and Weinshall 2018). A single Gaussian forces G to map one connected latent region onto
+    data made of separate modes (the ten digits), so part of its samples fall between modes
+    (Khayatkhoei et al. 2018); the gaps between components give G room to keep modes apart.
+    Draw latents with `sample_latent`, never with a bare `torch.randn`.
+    """
+
+    def __init__(self, latent_dim: int, latent_components: int, component_spread: float = 1.0):
+        super().__init__()
+        positive_int("model.generator.latent_dim", latent_dim)
+        if not isinstance(latent_components, int) or latent_components < 0:
+            raise ConfigError(
+                "model.generator.latent_components", latent_components,
+                "allowed: an integer >= 0 (0: a single Gaussian)",
+            )  # fmt: skip
+        if not (isinstance(component_spread, int | float) and 0 < component_spread < float("inf")):
+            raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
+        self.latent_dim = latent_dim
+        self.latent_components = latent_components
+        if latent_components:
+            centres = torch.randn(latent_components, latent_dim) * component_spread
+            self.register_buffer("latent_centres", centres)
+
+    def sample_latent(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """`n` latents from G's prior, drawn with `generator` (a torch RNG on `device`)."""
+        if device is None:
+            device = generator.device if generator is not None else "cpu"
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if self.latent_components:
+            k = torch.randint(self.latent_components, (n,), generator=generator, device=device)
+            z = z + self.latent_centres.to(device)[k]
+        return z

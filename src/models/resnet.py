@@ -1,0 +1,144 @@
+"""The ResNet G and D of SNGAN (Miyato et al. 2018, appendix B) as Mimicry builds them, for
+32, 48, 64 and 128 pixels.
+
+G: z -> linear -> (bottom, bottom, widths[0]) -> up-sampling residual blocks (BatchNorm,
+ReLU, bilinear x2, 3x3 conv, twice; 1x1 conv shortcut) -> BatchNorm, ReLU, 3x3 conv, tanh.
+D: an "optimized" first block, residual blocks (ReLU, 3x3 conv, twice; average-pool
+down-sampling), ReLU, global sum pooling, linear -> one logit; spectral norm on every layer.
+With Mimicry's widths (32: ngf 256, ndf 128; 48: 512, 1024; 64 and 128: 1024, 1024) the
+parameter counts are theirs (tests/test_models.py).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.models.dcgan import check_norm, spectral_norm_convs
+from src.models.latent import LatentGenerator, positive_int
+from src.utils.errors import ConfigError
+
+# image size -> (bottom width, G widths as ngf divisors, D widths as ndf divisors with a
+# down-sampling flag per block after the first)
+LAYOUTS = {
+    32: (4, [1, 1, 1, 1], [1, 1, 1, 1], [True, False, False]),
+    48: (6, [1, 2, 4, 8], [16, 8, 4, 2, 1], [True, True, True, False]),
+    64: (4, [1, 2, 4, 8, 16], [16, 8, 4, 2, 1], [True, True, True, True]),
+    128: (4, [1, 1, 2, 4, 8, 16], [16, 8, 4, 2, 1, 1], [True, True, True, True, False]),
+}
+
+
+def layout(image_size: int) -> tuple[int, list[int], list[int], list[bool]]:
+    if image_size not in LAYOUTS:
+        allowed = ", ".join(map(str, LAYOUTS))
+        raise ConfigError("data.image_size", image_size, f"allowed for model=resnet: {allowed}")
+    return LAYOUTS[image_size]
+
+
+def xavier(conv: nn.Module, gain: float) -> nn.Module:
+    nn.init.xavier_uniform_(conv.weight, gain)
+    return conv
+
+
+class GBlock(nn.Module):
+    def __init__(self, width_in: int, width_out: int, batch_norm: bool):
+        super().__init__()
+        norm = nn.BatchNorm2d if batch_norm else lambda _: nn.Identity()
+        self.b1, self.b2 = norm(width_in), norm(width_out)
+        self.c1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2))
+        self.c2 = xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2))
+        self.shortcut = xavier(nn.Conv2d(width_in, width_out, 1, 1, 0), 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)  # noqa: E731
+        h = self.c1(up(F.relu(self.b1(x))))
+        h = self.c2(F.relu(self.b2(h)))
+        return h + self.shortcut(up(x))
+
+
+class DBlock(nn.Module):
+    def __init__(self, width_in: int, width_out: int, downsample: bool, first: bool = False):
+        super().__init__()
+        self.first, self.downsample = first, downsample
+        self.c1 = xavier(nn.Conv2d(width_in, width_out if first else width_in, 3, 1, 1), 2**0.5)
+        self.c2 = xavier(nn.Conv2d(self.c1.out_channels, width_out, 3, 1, 1), math.sqrt(2))
+        learnable = first or downsample or width_in != width_out
+        self.shortcut = xavier(nn.Conv2d(width_in, width_out, 1, 1, 0), 1.0) if learnable else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = lambda t: F.avg_pool2d(t, 2) if self.downsample else t  # noqa: E731
+        h = self.c1(x if self.first else F.relu(x))
+        h = pool(self.c2(F.relu(h)))
+        if self.shortcut is None:
+            return h + x
+        if self.first:  # the "optimized" block pools before its shortcut convolution
+            return h + self.shortcut(pool(x))
+        return h + pool(self.shortcut(x))
+
+
+class Generator(LatentGenerator):
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        latent_dim: int = 128,
+        *,
+        ngf: int,
+        latent_components: int,
+        component_spread: float = 1.0,
+        norm: str = "batch",
+    ):
+        super().__init__(latent_dim, latent_components, component_spread)
+        positive_int("model.generator.ngf", ngf)
+        check_norm("model.generator.norm", norm)
+        self.bottom, divisors, _, _ = layout(image_size)
+        widths = [ngf // d for d in divisors]
+        if min(widths) < 1:
+            raise ConfigError("model.generator.ngf", ngf, f"allowed: >= {max(divisors)} here")
+        self.width = widths[0]
+        self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * widths[0]), 1.0)
+        batch_norm = norm != "none"
+        self.blocks = nn.Sequential(
+            *[GBlock(a, b, batch_norm) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+        )
+        self.out = nn.Sequential(
+            nn.BatchNorm2d(widths[-1]) if batch_norm else nn.Identity(),
+            nn.ReLU(True),
+            xavier(nn.Conv2d(widths[-1], channels, 3, 1, 1), 1.0),
+            nn.Tanh(),
+        )
+        if norm == "spectral":
+            spectral_norm_convs(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.linear(z.view(z.shape[0], self.latent_dim))
+        h = h.view(z.shape[0], self.width, self.bottom, self.bottom)
+        return self.out(self.blocks(h))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral"):
+        super().__init__()
+        positive_int("model.discriminator.ndf", ndf)
+        if check_norm("model.discriminator.norm", norm) == "batch":
+            raise ConfigError(
+                "model.discriminator.norm", norm, "allowed for model=resnet: spectral, none"
+            )
+        _, _, divisors, downsample = layout(image_size)
+        widths = [ndf // d for d in divisors]
+        if min(widths) < 1:
+            raise ConfigError("model.discriminator.ndf", ndf, f"allowed: >= {max(divisors)} here")
+        blocks = [DBlock(channels, widths[0], downsample=True, first=True)]
+        blocks += [
+            DBlock(a, b, down)
+            for a, b, down in zip(widths[:-1], widths[1:], downsample, strict=True)
+        ]
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = xavier(nn.Linear(widths[-1], 1), 1.0)
+        if norm == "spectral":
+            spectral_norm_convs(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # global sum pooling
+        return self.linear(h).view(-1)

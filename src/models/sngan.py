@@ -1,0 +1,87 @@
+"""The "standard CNN" of SNGAN (Miyato et al. 2018, Table 3), for 32, 48 and 64 pixels.
+
+G: z -> linear -> (M, M, 8 ngf) with M = image_size / 8 -> three 4x4 stride-2 transposed
+convolutions with BatchNorm and ReLU (4, 2, 1 ngf wide) -> 3x3 convolution -> tanh.
+D: seven convolutions (3x3 stride 1 and 4x4 stride 2 in turn, 1 -> 8 ndf wide) with
+LeakyReLU(0.1) -> linear -> one logit, spectral normalization on every layer by default.
+Widths ngf = ndf = 64 give the paper's 512/256/128/64 channels.
+"""
+
+import torch
+from torch import nn
+
+from src.models.dcgan import check_norm, spectral_norm_convs
+from src.models.latent import LatentGenerator, positive_int
+from src.utils.errors import ConfigError
+
+SIZES = (32, 48, 64)
+
+
+def bottom_width(image_size: int) -> int:
+    if image_size not in SIZES:
+        raise ConfigError(
+            "data.image_size", image_size, f"allowed for model=sngan: {', '.join(map(str, SIZES))}"
+        )
+    return image_size // 8
+
+
+class Generator(LatentGenerator):
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        latent_dim: int = 128,
+        *,
+        ngf: int,
+        latent_components: int,
+        component_spread: float = 1.0,
+        norm: str = "batch",
+    ):
+        super().__init__(latent_dim, latent_components, component_spread)
+        positive_int("model.generator.ngf", ngf)
+        check_norm("model.generator.norm", norm)
+        self.bottom = bottom_width(image_size)
+        self.width = 8 * ngf
+        self.linear = nn.Linear(latent_dim, self.bottom**2 * self.width)
+        layers: list[nn.Module] = []
+        width = self.width
+        for _ in range(3):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1),
+                nn.BatchNorm2d(width // 2) if norm != "none" else nn.Identity(),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        if norm == "spectral":
+            spectral_norm_convs(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.linear(z.view(z.shape[0], self.latent_dim))
+        return self.net(h.view(z.shape[0], self.width, self.bottom, self.bottom))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral"):
+        super().__init__()
+        positive_int("model.discriminator.ndf", ndf)
+        check_norm("model.discriminator.norm", norm)
+        bottom = bottom_width(image_size)
+        widths = [ndf, ndf, 2 * ndf, 2 * ndf, 4 * ndf, 4 * ndf, 8 * ndf]
+        layers: list[nn.Module] = []
+        width = channels
+        for i, out in enumerate(widths):
+            kernel, stride = (3, 1) if i % 2 == 0 else (4, 2)
+            layers += [nn.Conv2d(width, out, kernel, stride, 1)]
+            if norm == "batch" and i > 0:
+                layers += [nn.BatchNorm2d(out)]
+            layers += [nn.LeakyReLU(0.1, inplace=True)]
+            width = out
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.linear = nn.Linear(bottom**2 * width, 1)
+        if norm == "spectral":
+            spectral_norm_convs(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.net(images)).view(-1)
