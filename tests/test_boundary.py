@@ -60,7 +60,7 @@ def rewrite(path: Path, edit) -> Path:
 # --- 1. a checkpoint's config never runs code ---------------------------------------------
 @pytest.mark.parametrize("module", ["src.generate", "src.evaluate"])
 @pytest.mark.parametrize("section", ["generator", "data"])
-def test_a_stored_config_target_outside_the_project_is_refused(trained, tmp_path, module, section):
+def test_a_stored_config_target_outside_the_project_is_refused(ckpt, tmp_path, module, section):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     evil = {"_target_": "builtins.open", "_args_": [str(victim), "w"]}
@@ -71,8 +71,8 @@ def test_a_stored_config_target_outside_the_project_is_refused(trained, tmp_path
         else:
             checkpoint["config"]["data"] = evil
 
-    ckpt = rewrite(trained / "checkpoints" / "last.ckpt", edit)
-    status, err = run_entry(module, f"ckpt_path={ckpt}", f"out={tmp_path / 'out'}")
+    edited = rewrite(ckpt, edit)
+    status, err = run_entry(module, f"ckpt_path={edited}", f"out={tmp_path / 'out'}")
     if module == "src.generate" and section == "data":  # generate never builds the data
         assert status == 0, err
     else:
@@ -236,9 +236,15 @@ def test_a_folder_of_only_broken_images_is_one_line(train_entry, tmp_path):
     one_line(status, err, 2, "data.root")
 
 
-@pytest.fixture
-def ckpt(trained) -> Path:
-    return trained / "checkpoints" / "last.ckpt"
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """One tiny run's last.ckpt, shared by the tests that only read it (or edit copies)."""
+    run_dir = tmp_path_factory.mktemp("shared") / "run"
+    status, err = run_entry(
+        "src.train", "debug=fast", *TINY, "logger=csv", f"hydra.run.dir={run_dir}"
+    )
+    assert status == 0, err
+    return run_dir / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.parametrize(

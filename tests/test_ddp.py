@@ -32,11 +32,13 @@ def run_cli(*args, **kwargs):
 
 @pytest.mark.parametrize("norm", ["batch", "spectral"])
 def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm):
-    """With spectral norm the power-iteration vectors (buffers) stay identical too."""
+    """With spectral norm the power-iteration vectors (buffers) stay identical too, and an R1
+    penalty's gradients (a double backward) are part of the one all-reduce."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
+        *(["model.penalty=r1", "model.penalty_weight=1"] if norm == "spectral" else []),
         "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,10 +48,17 @@ def test_precision_recall_are_one_for_identical_sets_and_zero_for_disjoint_ones(
 
 
 @pytest.fixture(scope="module")
-def evaluator(tmp_path_factory):
-    """The digits domain model, trained once for this module (a few epochs suffice here)."""
+def domain_cache(tmp_path_factory) -> Path:
+    """A cache holding the digits domain model, trained once for this module (5 epochs
+    suffice here); the CLI tests point at it instead of training their own."""
     cache = tmp_path_factory.mktemp("domain")
-    return Evaluator(DigitsDataModule(), num_real=1000, epochs=5, cache_dir=cache)
+    Evaluator(DigitsDataModule(), num_real=1000, epochs=5, cache_dir=cache)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def evaluator(domain_cache):
+    return Evaluator(DigitsDataModule(), num_real=1000, epochs=5, cache_dir=domain_cache)
 
 
 def test_domain_fid_orders_real_noisy_and_noise(evaluator):
@@ -67,7 +75,7 @@ def test_domain_fid_orders_real_noisy_and_noise(evaluator):
     assert noise > 10 * real_vs_real
 
 
-def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path):
+def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path, domain_cache):
     run_dir = train_cli("logger=csv")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     out = tmp_path / "gen"
@@ -80,7 +88,7 @@ def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path)
     report_path = tmp_path / "metrics.json"
     result = run_cli(
         f"ckpt_path={ckpt}", "n=200", "num_real=500", "domain_epochs=2",
-        f"cache_dir={tmp_path / 'cache'}", f"out={report_path}", module="src.evaluate",
+        f"cache_dir={domain_cache}", f"out={report_path}", module="src.evaluate",
     )  # fmt: skip
     assert "fid_domain" in result.stdout and "real vs real" in result.stdout
     report = json.loads(report_path.read_text())
@@ -110,9 +118,9 @@ QUALITY_FAST = [
 ]  # fmt: skip
 
 
-def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, tmp_path):
+def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, domain_cache):
     run_dir = train_cli(
-        "logger=csv", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={tmp_path}/cache",
+        "logger=csv", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={domain_cache}",
         "callbacks.model_checkpoint.monitor=val/fid", "optimized_metric=val/fid",
     )  # fmt: skip
     with open(run_dir / "metrics.csv") as f:

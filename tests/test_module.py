@@ -96,9 +96,21 @@ def test_bad_module_settings_are_refused(kwargs, message):
         make_module(**kwargs)
 
 
+def d_inputs(augment: list[str]) -> list[torch.Tensor]:
+    """What D saw during one batch (real, fake, fake again for G's step)."""
+    module = make_module(augment=augment)
+    seen: list[torch.Tensor] = []
+    module.discriminator.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    fit_one_batch(module)
+    return seen
+
+
 def test_diff_augment_reaches_d_and_is_refused_when_unknown():
-    module = fit_one_batch(make_module(augment=["translation", "cutout"]))
-    assert module.hparams.augment == ["translation", "cutout"]
+    plain, augmented = d_inputs([]), d_inputs(["translation", "cutout"])
+    assert len(plain) == len(augmented) == 3
+    # the same real batch (same seed): D sees it shifted and cut out, with zeroed areas
+    assert not torch.equal(plain[0], augmented[0])
+    assert (augmented[0] == 0).float().mean() > (plain[0] == 0).float().mean()
     with pytest.raises(ValueError, match=r"model.augment=\['flip'\]: allowed entries:"):
         make_module(augment=["flip"])
 

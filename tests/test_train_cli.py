@@ -109,11 +109,23 @@ def test_fixed_noise_survives_a_resume_with_another_seed(train_cli, tmp_path):
     assert after["global_step"] == 2 * 4 * 2  # 2 epochs x 4 batches x (D step + G step)
 
 
-def test_headline_multi_device_command_is_valid_syntax():
-    result = run_cli("model=dcgan", "trainer.devices=4", "--cfg", "job")
-    config = yaml.safe_load(result.stdout)
-    assert config["trainer"]["devices"] == 4
-    assert config["model"]["_target_"] == "src.models.gan_module.GANModule"
+def test_headline_multi_device_command_plans_four_gan_ddp_processes(tmp_path):
+    """`python -m src.train model=dcgan trainer.devices=4`: four data-parallel processes with
+    our gan_ddp strategy; on a machine with fewer devices, one line saying how many exist."""
+    import os
+
+    from src.train import compose_config
+    from src.utils.validation import choose_strategy, planned_world_size
+
+    cfg = compose_config(["model=dcgan", "trainer.devices=4"], str(tmp_path / "api"))
+    assert planned_world_size(cfg.trainer) == 4
+    assert choose_strategy(cfg.trainer) == "gan_ddp"
+    if (os.cpu_count() or 1) < 4 and not torch.cuda.is_available():
+        result = run_cli(
+            "model=dcgan", "trainer.devices=4", f"hydra.run.dir={tmp_path / 'run'}", check=False
+        )
+        assert result.returncode == 2
+        assert "trainer.devices=4: allowed: 1.." in result.stderr.strip().splitlines()[-1]
 
 
 def test_cluster_presets_compose(tmp_path):
