@@ -108,9 +108,9 @@ def d_inputs(augment: list[str]) -> list[torch.Tensor]:
 def test_diff_augment_reaches_d_and_is_refused_when_unknown():
     plain, augmented = d_inputs([]), d_inputs(["translation", "cutout"])
     assert len(plain) == len(augmented) == 3
-    # the same real batch (same seed): D sees it shifted and cut out, with zeroed areas
+    # the same real batch (same seed): D sees it shifted and with a square blanked to black
     assert not torch.equal(plain[0], augmented[0])
-    assert (augmented[0] == 0).float().mean() > (plain[0] == 0).float().mean()
+    assert (augmented[0] == -1).float().mean() > (plain[0] == -1).float().mean()
     with pytest.raises(ValueError, match=r"model.augment=\['flip'\]: allowed entries:"):
         make_module(augment=["flip"])
 
