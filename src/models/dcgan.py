@@ -59,7 +59,7 @@ class Generator(LatentGenerator):
         *,
         ngf: int,
         latent_components: int,
-        component_spread: float = 1.0,
+        component_spread: float = 0.5,
         norm: str = "batch",
     ):
         super().__init__(latent_dim, latent_components, component_spread)

@@ -24,7 +24,7 @@ class LatentGenerator(nn.Module):
     Draw latents with `sample_latent`, never with a bare `torch.randn`.
     """
 
-    def __init__(self, latent_dim: int, latent_components: int, component_spread: float = 1.0):
+    def __init__(self, latent_dim: int, latent_components: int, component_spread: float = 0.5):
         super().__init__()
         positive_int("model.generator.latent_dim", latent_dim)
         if not isinstance(latent_components, int) or latent_components < 0:
