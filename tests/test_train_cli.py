@@ -9,7 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli
 
 METRICS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
 
@@ -220,3 +220,22 @@ def test_sngan_and_resnet_models_train_on_the_digits_and_generate(train_cli, tmp
     run_cli(f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=4", f"out={out}",
             module="src.generate")  # fmt: skip
     assert len(list(out.rglob("*.png"))) >= 4 + 2  # 4 samples, the grid, the interpolation
+
+
+def test_the_wandb_sweep_file_builds_commands_that_src_train_accepts(tmp_path):
+    """What `wandb agent` would run for a trial of conf/wandb_sweep.yaml: the command with
+    ${args_no_hyphens} expanded to key=value pairs, composed as src.train would."""
+    from src.callbacks.quality import LOGGED
+    from src.train import compose_config
+
+    sweep = yaml.safe_load((ROOT / "conf" / "wandb_sweep.yaml").read_text())
+    assert sweep["command"][2:5] == ["-m", "src.train", "${args_no_hyphens}"]
+    assert sweep["metric"]["name"] in LOGGED.values()  # a metric training really logs
+    trial = {}
+    for key, spec in sweep["parameters"].items():
+        trial[key] = spec["values"][-1] if "values" in spec else spec["min"]
+    args = [f"{key}={value}" for key, value in trial.items()]  # ${args_no_hyphens}
+    cfg = compose_config(["debug=fast", *args], str(tmp_path / "api"))
+    assert cfg.optimizer.lr == trial["optimizer.lr"]
+    assert cfg.optimizer.momentum == trial["optimizer.momentum"]
+    assert cfg.model.loss == trial["model.loss"]

@@ -111,7 +111,8 @@ def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: 
     if mode == "offline":
         rank_zero_info("W&B: logging offline (upload later with `wandb sync`).")
     os.environ.setdefault("WANDB_SILENT", "true")
-    if rank_zero_only.rank == 0 and "id" not in kwargs:
+    agent = os.environ.get("WANDB_SWEEP_ID")  # a W&B sweep agent names the run itself
+    if rank_zero_only.rank == 0 and "id" not in kwargs and not agent:
         kwargs = {**kwargs, "id": wandb_run_id(kwargs.get("save_dir")), "resume": "allow"}
     kwargs = {**kwargs, **sweep_identity()}
     logger = WandbLogger(
