@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-slow test-all sweep bench bench-gpu lint format clean
+.PHONY: install train test test-slow test-all sweep report bench bench-gpu lint format clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test-all: install
 ## A small Optuna search minimising val/fid (6 trials of 10 epochs; conf/hparams_search/optuna.yaml)
 sweep: install
 	$(PY) -m src.train hparams_search=optuna hydra.sweeper.n_trials=6 hydra.sweeper.sampler.n_startup_trials=4 trainer.max_epochs=10 $(ARGS)
+
+## A sweep's report.html and report.png (metric heatmap, loss curves, sample grids): SWEEP=<multirun dir>
+report: install
+	$(PY) -m src.report $(SWEEP) $(ARGS)
 
 ## Throughput: the PyTorch DCGAN example's loop vs ours, side by side (CPU, ~4 min); ends with ratio=
 bench: install

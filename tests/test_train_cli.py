@@ -83,6 +83,19 @@ def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
             settings.add((group["lr"], group["betas"][0]))
     assert settings == {(1e-4, 0.5), (1e-4, 0.9), (2e-4, 0.5), (2e-4, 0.9)}
 
+    # The local report: a job that died before logging anything is shown as failed.
+    failed = sweep_dir / "4" / ".hydra"
+    failed.mkdir(parents=True)
+    (failed / "overrides.yaml").write_text("- optimizer.lr=0.0003\n- optimizer.momentum=0.5\n")
+    result = run_cli(str(sweep_dir), module="src.report")
+    assert "report.html" in result.stdout
+    page = (sweep_dir / "report.html").read_text()
+    assert page.count("<tr>") == 1 + 5  # header + every job, the failed one included
+    assert page.count("finished") == 4 and page.count("failed") == 1
+    assert page.count("<img src=\"0/samples/epoch_000.png\"") == 1
+    assert "<th>optimizer.lr</th><th>optimizer.momentum</th>" in page  # the swept keys
+    assert Image.open(sweep_dir / "report.png").size[0] > 600
+
 
 def test_the_articles_sgd_setting_trains(train_cli):
     run_dir = train_cli("optimizer=sgd", "logger=csv")

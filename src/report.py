@@ -1,0 +1,227 @@
+"""A sweep's outcome at a glance: `python -m src.report <sweep dir> [--metric val/fid]`.
+
+Writes `report.png` and `report.html` into the sweep directory (a Hydra multirun directory:
+one run directory per job, each with `.hydra/overrides.yaml`): the chosen metric over the
+swept keys (a heatmap for two keys, a line for one, a table for more), every job's smoothed
+loss curves labelled by its overrides, and every job's last sample grid with its overrides
+and metrics. Jobs that failed or are still running are listed as such. No network.
+"""
+
+import argparse
+import csv
+import fcntl
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from src.utils.checkpoint import atomic_write
+from src.utils.cli import one_line_errors
+from src.utils.errors import ConfigError
+
+LOWER_IS_BETTER = ("val/fid", "val/kid", "train/loss_g", "train/loss_d")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: dict[str, str]
+    status: str  # finished, failed, running
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def series(self, name: str) -> list[float]:
+        return [float(r[name]) for r in self.rows if r.get(name) not in (None, "")]
+
+    def value(self, name: str) -> float | None:
+        """The best value of `name` over the run (min or max by the metric's direction)."""
+        values = [v for v in self.series(name) if math.isfinite(v)]
+        if not values:
+            return None
+        return min(values) if name in LOWER_IS_BETTER else max(values)
+
+    def grid(self) -> Path | None:
+        grids = sorted((self.path / "samples").glob("epoch_*.png"))
+        return grids[-1] if grids else None
+
+
+def is_running(run_dir: Path) -> bool:
+    """True while a run holds its directory's lock (src/utils/rundir.py)."""
+    lock = run_dir / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock) as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return False
+
+
+def load_jobs(sweep_dir: Path) -> list[Job]:
+    jobs = []
+    for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
+        run_dir = overrides_file.parent.parent
+        pairs = [o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()) or []]
+        overrides = {k.lstrip("+~"): v for k, v in (p for p in pairs if len(p) == 2)}
+        rows = []
+        if (run_dir / "metrics.csv").is_file():
+            with open(run_dir / "metrics.csv", newline="") as file:
+                rows = list(csv.DictReader(file))
+        finished = (run_dir / "checkpoints" / "last.ckpt").is_file() and rows
+        status = "running" if is_running(run_dir) else "finished" if finished else "failed"
+        jobs.append(Job(run_dir, overrides, status, rows))
+    if not jobs:
+        raise ConfigError("sweep_dir", str(sweep_dir), "no job directories (*/.hydra) in it")
+    return jobs
+
+
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """Keys whose values differ between the jobs that set them."""
+    keys = sorted({k for job in jobs for k in job.overrides})
+    return [k for k in keys if len({j.overrides[k] for j in jobs if k in j.overrides}) > 1]
+
+
+def label(job: Job, keys: list[str]) -> str:
+    return ",".join(f"{k.rsplit('.', 1)[-1]}={job.overrides.get(k)}" for k in keys) or job.path.name
+
+
+def smooth(values: list[float], weight: float = 0.8) -> list[float]:
+    out, last = [], None
+    for v in values:
+        last = v if last is None else weight * last + (1 - weight) * v
+        out.append(last)
+    return out
+
+
+def as_number(text: str | None) -> float | str | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def draw(jobs: list[Job], keys: list[str], metric: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    columns = max(3, len(jobs))
+    figure = plt.figure(figsize=(3.2 * columns, 9))
+    grid = figure.add_gridspec(3, columns)
+    summary = figure.add_subplot(grid[0, : columns // 2])
+    if len(keys) == 2:
+        xs = sorted({j.overrides[keys[0]] for j in jobs if keys[0] in j.overrides}, key=as_number)
+        ys = sorted({j.overrides[keys[1]] for j in jobs if keys[1] in j.overrides}, key=as_number)
+        table = [[math.nan] * len(xs) for _ in ys]
+        for job in jobs:
+            value = job.value(metric)
+            if keys[0] not in job.overrides or keys[1] not in job.overrides:
+                continue
+            x, y = xs.index(job.overrides[keys[0]]), ys.index(job.overrides[keys[1]])
+            table[y][x] = math.nan if value is None else value
+        image = summary.imshow(table, cmap="viridis_r" if metric in LOWER_IS_BETTER else "viridis")
+        summary.set_xticks(range(len(xs)), xs)
+        summary.set_yticks(range(len(ys)), ys)
+        summary.set_xlabel(keys[0])
+        summary.set_ylabel(keys[1])
+        for y, row in enumerate(table):
+            for x, value in enumerate(row):
+                missing = math.isnan(value)  # a failed (or not yet logged) job: no colour
+                text = "no value" if missing else f"{value:.3g}"
+                colour = "black" if missing else "white"
+                summary.text(x, y, text, ha="center", va="center", color=colour)
+        figure.colorbar(image, ax=summary, label=metric)
+    elif len(keys) == 1:
+        done = sorted((j for j in jobs if j.value(metric) is not None and keys[0] in j.overrides),
+                      key=lambda j: as_number(j.overrides[keys[0]]))  # fmt: skip
+        summary.plot([as_number(j.overrides[keys[0]]) for j in done],
+                     [j.value(metric) for j in done], marker="o")  # fmt: skip
+        summary.set_xlabel(keys[0])
+        summary.set_ylabel(metric)
+    else:
+        summary.axis("off")
+        lines = [f"{label(j, keys)}: {j.value(metric)} ({j.status})" for j in jobs]
+        summary.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
+    summary.set_title(f"best {metric} per job")
+    curves = figure.add_subplot(grid[0, columns // 2 :])
+    for job in jobs:
+        for name, style in (("train/loss_d", "-"), ("train/loss_g", "--")):
+            values = job.series(name)
+            if values:
+                curves.plot(smooth(values), style, label=f"{label(job, keys)} {name[6:]}")
+    curves.set_xlabel("logged step")
+    curves.set_title("smoothed losses (solid: D, dashed: G)")
+    curves.legend(fontsize=6)
+    for i, job in enumerate(jobs):
+        axis = figure.add_subplot(grid[1:, i])
+        axis.axis("off")
+        value = job.value(metric)
+        score = "" if value is None else f", {metric} {value:.3g}"
+        axis.set_title(f"{label(job, keys)}\n{job.status}{score}", fontsize=8)
+        if job.grid() is not None:
+            axis.imshow(Image.open(job.grid()), cmap="gray")
+    figure.tight_layout()
+    atomic_write(out, lambda file: figure.savefig(file, format="png", dpi=80))
+    plt.close(figure)
+
+
+def write_html(jobs: list[Job], keys: list[str], metric: str, sweep_dir: Path) -> None:
+    rows = []
+    for job in jobs:
+        grid = job.grid()
+        image = (
+            f'<img src="{html.escape(os.path.relpath(grid, sweep_dir))}" width="160">'
+            if grid
+            else ""
+        )
+        value = job.value(metric)
+        swept = [html.escape(str(job.overrides.get(k))) for k in keys]
+        score = "" if value is None else f"{value:.4g}"
+        cells = [html.escape(job.path.name), *swept, job.status, score, image]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{html.escape(h)}</th>" for h in ["job", *keys, "status", metric, "samples"]
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(sweep_dir.name)}"
+        f"</title></head><body><h1>Sweep {html.escape(sweep_dir.name)}</h1>"
+        f"<p>{len(jobs)} jobs; {metric}: best value over each run.</p>"
+        f"<img src='report.png'><table border='1'><tr>{head}</tr>{''.join(rows)}</table>"
+        "</body></html>"
+    )
+    atomic_write(sweep_dir / "report.html", lambda file: file.write(page.encode()))
+
+
+def report(sweep_dir: Path, metric: str | None = None) -> Path:
+    if not sweep_dir.is_dir():
+        raise ConfigError("sweep_dir", str(sweep_dir), "no such directory")
+    jobs = load_jobs(sweep_dir)
+    logged = {k for job in jobs for row in job.rows for k, v in row.items() if v}
+    metric = metric or ("val/fid" if "val/fid" in logged else "train/loss_g")
+    if metric not in logged and any(job.rows for job in jobs):
+        raise ConfigError("--metric", metric, f"not logged; logged: {', '.join(sorted(logged))}")
+    keys = swept_keys(jobs)
+    draw(jobs, keys, metric, sweep_dir / "report.png")
+    write_html(jobs, keys, metric, sweep_dir)
+    return sweep_dir / "report.html"
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (one dir per job)")
+    parser.add_argument(
+        "--metric", default=None, help="default: val/fid if logged, else train/loss_g"
+    )
+    args = parser.parse_args(argv)
+    print(f"Report: {report(args.sweep_dir, args.metric)}")
+
+
+if __name__ == "__main__":
+    main()
