@@ -120,7 +120,7 @@ QUALITY_FAST = [
 
 def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, domain_cache):
     run_dir = train_cli(
-        "logger=csv", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={domain_cache}",
+        "logger=wandb", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={domain_cache}",
         "callbacks.model_checkpoint.monitor=val/fid", "optimized_metric=val/fid",
     )  # fmt: skip
     with open(run_dir / "metrics.csv") as f:
@@ -132,6 +132,8 @@ def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, 
     callback_state = next(v for k, v in checkpoint["callbacks"].items() if "ModelCheckpoint" in k)
     assert callback_state["monitor"] == "val/fid"
     assert float(callback_state["best_model_score"]) == pytest.approx(float(rows[0]["val/fid"]))
+    (events,) = (run_dir / "wandb").glob("offline-run-*/*.wandb")  # W&B got them too
+    assert all(name.encode() in events.read_bytes() for name in ("val/fid", "val/recall"))
 
 
 @pytest.mark.slow  # a sweep

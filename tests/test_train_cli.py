@@ -53,9 +53,13 @@ def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, 
         "logger=wandb", env={"WANDB_MODE": "", "WANDB_API_KEY": "", "HOME": str(tmp_path)}
     )
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    images = list((offline / "files" / "media" / "images").glob("samples_*.png"))
+    media = offline / "files" / "media" / "images"
+    images = list(media.glob("samples_*.png"))
     assert len(images) == 1
     assert Image.open(images[0]).size == (274, 274)
+    # at the end: the last grid and the loss plot attached to the run
+    assert len(list(media.glob("final/samples_*.png"))) == 1
+    assert Image.open(next(media.glob("final/losses_*.png"))).size == (800, 450)
     # The event log `wandb sync` uploads: protobuf records with the metrics and the config.
     (events,) = offline.glob("*.wandb")
     log = events.read_bytes()
@@ -92,7 +96,7 @@ def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
     page = (sweep_dir / "report.html").read_text()
     assert page.count("<tr>") == 1 + 5  # header + every job, the failed one included
     assert page.count("finished") == 4 and page.count("failed") == 1
-    assert page.count("<img src=\"0/samples/epoch_000.png\"") == 1
+    assert page.count('<img src="0/samples/epoch_000.png"') == 1
     assert "<th>optimizer.lr</th><th>optimizer.momentum</th>" in page  # the swept keys
     assert Image.open(sweep_dir / "report.png").size[0] > 600
 

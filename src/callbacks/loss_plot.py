@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from src.utils.checkpoint import atomic_write
@@ -29,6 +30,15 @@ class LossPlot(Callback):
     ) -> None:
         nan = torch.full((), math.nan, device=pl_module.device)
         self._pending.append(torch.stack([outputs.get(name, nan).float() for name in CURVES]))
+
+    @rank_zero_only
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The final loss plot attached to the W&B run."""
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and Path(self.path).is_file():
+                import wandb
+
+                logger.experiment.log({"final/losses": wandb.Image(str(self.path))})
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._pending:

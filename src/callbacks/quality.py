@@ -14,6 +14,8 @@ every rank computes the same metrics from all of them: the numbers a single proc
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from src.metrics.evaluator import Evaluator
 from src.utils.distributed import all_gather_rows, broadcast_from_rank0
@@ -38,6 +40,17 @@ class QualityMetrics(Callback):
         self.every_n_epochs, self.num_samples, self.num_real = every_n_epochs, num_samples, num_real
         self.domain_epochs, self.cache_dir, self.seed = domain_epochs, cache_dir, seed
         self.evaluator: Evaluator | None = None
+
+    @rank_zero_only
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """W&B plots val/* against the epoch and keeps each one's best value in the run
+        summary (val/fid and val/kid: min; the others: max)."""
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and self.every_n_epochs > 0:
+                logger.experiment.define_metric("epoch")
+                for name in LOGGED.values():
+                    goal = "min" if name in ("val/fid", "val/kid") else "max"
+                    logger.experiment.define_metric(name, step_metric="epoch", summary=goal)
 
     def due(self, trainer: Trainer) -> bool:
         epoch = trainer.current_epoch + 1

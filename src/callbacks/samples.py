@@ -13,6 +13,14 @@ class SampleGrid(Callback):
     def __init__(self, dirpath: str, nrow: int = 8):
         self.dirpath = Path(dirpath)
         self.nrow = nrow
+        self.last: Path | None = None
+
+    @rank_zero_only
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):  # W&B's image slider steps through epochs
+                logger.experiment.define_metric("epoch")
+                logger.experiment.define_metric("samples", step_metric="epoch")
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -22,12 +30,26 @@ class SampleGrid(Callback):
         path = self.dirpath / f"epoch_{trainer.current_epoch:03d}.png"
         save_image(grid, path)
         log_image(trainer, "samples", grid, path, caption=f"epoch {trainer.current_epoch}")
+        self.last = path
+
+    @rank_zero_only
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The last grid attached to the W&B run beside the per-epoch slider."""
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and self.last is not None:
+                import wandb
+
+                logger.experiment.log({"final/samples": wandb.Image(str(self.last))})
 
 
 def log_image(trainer: Trainer, key: str, image: torch.Tensor, path: Path, caption: str) -> None:
-    """Sends an image already saved at `path` to every logger that shows images."""
+    """Sends an image already saved at `path` to every logger that shows images, with the
+    epoch as its W&B step."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[str(path)], caption=[caption])
+            import wandb
+
+            picture = wandb.Image(str(path), caption=caption)
+            logger.experiment.log({key: picture, "epoch": trainer.current_epoch})
         elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(key, image, global_step=trainer.current_epoch)
