@@ -112,7 +112,7 @@ def first_step_grads(G, D, real, z, sync: bool) -> dict[str, torch.Tensor]:
         all_reduce_gradients(list(D.parameters()), torch.tensor(False))
     grads = {f"D.{n}": p.grad.clone() for n, p in D.named_parameters()}
     D.requires_grad_(False)
-    generator_loss(D(fake), "non_saturating").backward()
+    generator_loss(D(fake), "bce", "non_saturating").backward()
     if sync:
         all_reduce_gradients(list(G.parameters()), torch.tensor(False))
     grads.update({f"G.{n}": p.grad.clone() for n, p in G.named_parameters()})
@@ -194,7 +194,7 @@ def test_two_nodes_through_torchrun_the_readme_command_in_cpu_form(tmp_path):
     ]
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    assert "Effective batch: 16 per device x 1 device(s) x 2 node(s) = 32" in outputs[0]
+    assert "effective batch 16 x 2 device(s) = 32" in outputs[0]
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 8
 
