@@ -10,7 +10,7 @@ from src.models.latent import LatentGenerator, positive_int
 from src.utils.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
-NORMS = ("batch", "spectral", "none")
+NORMS = LatentGenerator.NORMS
 
 
 def num_scales(image_size: int) -> int:
@@ -62,9 +62,7 @@ class Generator(LatentGenerator):
         component_spread: float = 0.5,
         norm: str = "batch",
     ):
-        super().__init__(latent_dim, latent_components, component_spread)
-        positive_int("model.generator.ngf", ngf)
-        check_norm("model.generator.norm", norm)
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
         batch_norm = nn.BatchNorm2d if norm in ("batch", "spectral") else lambda _: nn.Identity()
         scales = num_scales(image_size)
         width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example

@@ -24,9 +24,17 @@ class LatentGenerator(nn.Module):
     Draw latents with `sample_latent`, never with a bare `torch.randn`.
     """
 
-    def __init__(self, latent_dim: int, latent_components: int, component_spread: float = 0.5):
+    NORMS = ("batch", "spectral", "none")
+
+    def __init__(
+        self, latent_dim: int, latent_components: int, component_spread: float, ngf: int, norm: str
+    ):
+        """Also checks the two arguments every generator has: its width and its norm."""
         super().__init__()
         positive_int("model.generator.latent_dim", latent_dim)
+        positive_int("model.generator.ngf", ngf)
+        if norm not in self.NORMS:
+            raise ConfigError("model.generator.norm", norm, f"allowed: {', '.join(self.NORMS)}")
         if not isinstance(latent_components, int) or latent_components < 0:
             raise ConfigError(
                 "model.generator.latent_components", latent_components,

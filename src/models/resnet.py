@@ -89,9 +89,7 @@ class Generator(LatentGenerator):
         component_spread: float = 0.5,
         norm: str = "batch",
     ):
-        super().__init__(latent_dim, latent_components, component_spread)
-        positive_int("model.generator.ngf", ngf)
-        check_norm("model.generator.norm", norm)
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
         self.bottom, divisors, _, _ = layout(image_size)
         widths = [ngf // d for d in divisors]
         if min(widths) < 1:

@@ -37,9 +37,7 @@ class Generator(LatentGenerator):
         component_spread: float = 0.5,
         norm: str = "batch",
     ):
-        super().__init__(latent_dim, latent_components, component_spread)
-        positive_int("model.generator.ngf", ngf)
-        check_norm("model.generator.norm", norm)
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
         self.bottom = bottom_width(image_size)
         self.width = 8 * ngf
         self.linear = nn.Linear(latent_dim, self.bottom**2 * self.width)
