@@ -79,6 +79,23 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
+def optuna_history(jobs: list[Job], metric: str, sweep_dir: Path) -> dict | None:
+    """For an Optuna sweep (optimization_results.yaml beside the jobs): the metric of each
+    trial in the order they ran, the best value so far, and the best parameters found."""
+    results_file = sweep_dir / "optimization_results.yaml"
+    if not results_file.is_file():
+        return None
+    results = yaml.safe_load(results_file.read_text()) or {}
+    ordered = sorted(jobs, key=lambda j: int(j.path.name) if j.path.name.isdigit() else 1 << 30)
+    values = [j.value(metric) for j in ordered]
+    best, best_so_far = math.inf, []
+    for value in values:
+        best = min(best, value) if value is not None else best
+        best_so_far.append(best if math.isfinite(best) else None)
+    return {"values": values, "best_so_far": best_so_far, "best_params": results.get("best_params"),
+            "best_value": results.get("best_value")}  # fmt: skip
+
+
 def swept_keys(jobs: list[Job]) -> list[str]:
     """Keys whose values differ between the jobs that set them."""
     keys = sorted({k for job in jobs for k in job.overrides})
@@ -86,7 +103,14 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 
 
 def label(job: Job, keys: list[str]) -> str:
-    return ",".join(f"{k.rsplit('.', 1)[-1]}={job.overrides.get(k)}" for k in keys) or job.path.name
+    """`lr=0.000387,momentum=0.9`: the job's swept values, numbers to 3 significant digits."""
+
+    def short(value: str | None) -> str:
+        number = as_number(value)
+        return f"{number:.3g}" if isinstance(number, float) else str(value)
+
+    pairs = [f"{k.rsplit('.', 1)[-1]}={short(job.overrides.get(k))}" for k in keys]
+    return ",".join(pairs) or job.path.name
 
 
 def smooth(values: list[float], weight: float = 0.8) -> list[float]:
@@ -104,7 +128,7 @@ def as_number(text: str | None) -> float | str | None:
         return text
 
 
-def draw(jobs: list[Job], keys: list[str], metric: str, out: Path) -> None:
+def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,6 +173,17 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path) -> None:
         lines = [f"{label(j, keys)}: {j.value(metric)} ({j.status})" for j in jobs]
         summary.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
     summary.set_title(f"best {metric} per job")
+    if history is not None:  # an Optuna search: the trials in order, the best so far
+        summary.clear()
+        trials = range(len(history["values"]))
+        summary.plot(trials, [math.nan if v is None else v for v in history["values"]], "o",
+                     label="trial")  # fmt: skip
+        summary.plot(trials, [math.nan if v is None else v for v in history["best_so_far"]], "-",
+                     label="best so far")  # fmt: skip
+        summary.set_xlabel("trial")
+        summary.set_ylabel(metric)
+        summary.legend(fontsize=7)
+        summary.set_title("optimization history")
     curves = figure.add_subplot(grid[0, columns // 2 :])
     for job in jobs:
         for name, style in (("train/loss_d", "-"), ("train/loss_g", "--")):
@@ -171,7 +206,9 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path) -> None:
     plt.close(figure)
 
 
-def write_html(jobs: list[Job], keys: list[str], metric: str, sweep_dir: Path) -> None:
+def write_html(
+    jobs: list[Job], keys: list[str], metric: str, sweep_dir: Path, history: dict | None
+) -> None:
     rows = []
     for job in jobs:
         grid = job.grid()
@@ -192,7 +229,13 @@ def write_html(jobs: list[Job], keys: list[str], metric: str, sweep_dir: Path) -
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(sweep_dir.name)}"
         f"</title></head><body><h1>Sweep {html.escape(sweep_dir.name)}</h1>"
         f"<p>{len(jobs)} jobs; {metric}: best value over each run.</p>"
-        f"<img src='report.png'><table border='1'><tr>{head}</tr>{''.join(rows)}</table>"
+        + (
+            ""
+            if history is None
+            else f"<p>Optuna: best {metric} {history['best_value']} with "
+            f"{html.escape(str(history['best_params']))}</p>"
+        )
+        + f"<img src='report.png'><table border='1'><tr>{head}</tr>{''.join(rows)}</table>"
         "</body></html>"
     )
     atomic_write(sweep_dir / "report.html", lambda file: file.write(page.encode()))
@@ -207,8 +250,9 @@ def report(sweep_dir: Path, metric: str | None = None) -> Path:
     if metric not in logged and any(job.rows for job in jobs):
         raise ConfigError("--metric", metric, f"not logged; logged: {', '.join(sorted(logged))}")
     keys = swept_keys(jobs)
-    draw(jobs, keys, metric, sweep_dir / "report.png")
-    write_html(jobs, keys, metric, sweep_dir)
+    history = optuna_history(jobs, metric, sweep_dir)
+    draw(jobs, keys, metric, sweep_dir / "report.png", history)
+    write_html(jobs, keys, metric, sweep_dir, history)
     return sweep_dir / "report.html"
 
 

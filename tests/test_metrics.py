@@ -158,6 +158,11 @@ def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path)
         with open(sweep / trial / "metrics.csv") as f:
             fids += [float(r["val/fid"]) for r in csv.DictReader(f) if r["val/fid"]]
     assert results["best_value"] == pytest.approx(min(fids))
+    # the local report shows the optimization history and the best parameters
+    run_cli(str(sweep), module="src.report")
+    page = (sweep / "report.html").read_text()
+    assert f"Optuna: best val/fid {results['best_value']}" in page
+    assert page.count("finished") == 3
 
 
 def test_fid_equals_pytorch_fids_reference_implementation():
