@@ -6,11 +6,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from src.models.latent import LatentGenerator, positive_int
+from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
-NORMS = LatentGenerator.NORMS
 
 
 def num_scales(image_size: int) -> int:
@@ -21,12 +20,6 @@ def num_scales(image_size: int) -> int:
             f"allowed: a power of two in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
         )  # fmt: skip
     return int(math.log2(image_size)) - 2
-
-
-def check_norm(key: str, norm: str) -> str:
-    if norm not in NORMS:
-        raise ConfigError(key, norm, f"allowed: {', '.join(NORMS)}")
-    return norm
 
 
 def spectral_norm_convs(net: nn.Module) -> None:

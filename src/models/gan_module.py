@@ -10,6 +10,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from src.models.augment import POLICIES, diff_augment
 from src.models.health import HealthMonitor, step_if_finite
+from src.models.latent import positive_int
 from src.models.losses import (
     PENALTIES,
     check_loss,
@@ -57,14 +58,8 @@ class GANModule(LightningModule):
         for key, value in [("penalty_weight", penalty_weight), ("lecam_weight", lecam_weight)]:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError(f"model.{key}", value, "allowed: a number >= 0")
-        if (
-            isinstance(penalty_every, bool)
-            or not isinstance(penalty_every, int)
-            or penalty_every < 1
-        ):
-            raise ConfigError("model.penalty_every", penalty_every, "allowed: an integer >= 1")
-        if not isinstance(num_fixed_noise, int) or num_fixed_noise < 1:
-            raise ConfigError("model.num_fixed_noise", num_fixed_noise, "allowed: an integer >= 1")
+        positive_int("model.penalty_every", penalty_every)
+        positive_int("model.num_fixed_noise", num_fixed_noise)
         if not isinstance(d_steps_per_g_step, int) or d_steps_per_g_step < 1:
             raise ConfigError("model.d_steps_per_g_step", d_steps_per_g_step, "allowed: >= 1")
         augment = list(augment or [])

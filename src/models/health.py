@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from src.models.latent import positive_int
 from src.utils.distributed import all_reduce_gradients, is_distributed
-from src.utils.errors import ConfigError, DivergenceError
+from src.utils.errors import DivergenceError
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,8 @@ class HealthMonitor:
     """
 
     def __init__(self, max_nonfinite_steps: int, collapse_warn_steps: int):
-        for key, value in [
-            ("model.max_nonfinite_steps", max_nonfinite_steps),
-            ("model.collapse_warn_steps", collapse_warn_steps),
-        ]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(key, value, "allowed: an integer >= 1")
+        positive_int("model.max_nonfinite_steps", max_nonfinite_steps)
+        positive_int("model.collapse_warn_steps", collapse_warn_steps)
         self.max_nonfinite_steps = max_nonfinite_steps
         self.collapse_warn_steps = collapse_warn_steps
         self.total = self.run = self.worst_run = self.collapse_run = None

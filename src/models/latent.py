@@ -5,6 +5,14 @@ from torch import nn
 
 from src.utils.errors import ConfigError
 
+NORMS = ("batch", "spectral", "none")
+
+
+def check_norm(key: str, norm: str) -> str:
+    if norm not in NORMS:
+        raise ConfigError(key, norm, f"allowed: {', '.join(NORMS)}")
+    return norm
+
 
 def positive_int(key: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -24,8 +32,6 @@ class LatentGenerator(nn.Module):
     Draw latents with `sample_latent`, never with a bare `torch.randn`.
     """
 
-    NORMS = ("batch", "spectral", "none")
-
     def __init__(
         self, latent_dim: int, latent_components: int, component_spread: float, ngf: int, norm: str
     ):
@@ -33,8 +39,7 @@ class LatentGenerator(nn.Module):
         super().__init__()
         positive_int("model.generator.latent_dim", latent_dim)
         positive_int("model.generator.ngf", ngf)
-        if norm not in self.NORMS:
-            raise ConfigError("model.generator.norm", norm, f"allowed: {', '.join(self.NORMS)}")
+        check_norm("model.generator.norm", norm)
         if not isinstance(latent_components, int) or latent_components < 0:
             raise ConfigError(
                 "model.generator.latent_components", latent_components,

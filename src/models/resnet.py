@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.dcgan import check_norm, spectral_norm_convs
-from src.models.latent import LatentGenerator, positive_int
+from src.models.dcgan import spectral_norm_convs
+from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
 
 # image size -> (bottom width, G widths as ngf divisors, D widths as ndf divisors with a

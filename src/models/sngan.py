@@ -10,8 +10,8 @@ Widths ngf = ndf = 64 give the paper's 512/256/128/64 channels.
 import torch
 from torch import nn
 
-from src.models.dcgan import check_norm, spectral_norm_convs
-from src.models.latent import LatentGenerator, positive_int
+from src.models.dcgan import spectral_norm_convs
+from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
 
 SIZES = (32, 48, 64)
