@@ -2,14 +2,17 @@
 
 Generates `n` images, compares them with the run's dataset through the domain feature
 extractor (src/metrics/domain.py) and prints fid_domain, kid_domain, precision, recall,
-density, coverage and, for labelled data, class_coverage, domain_confident and is_domain, next to
-the real-vs-real floor. Writes them as JSON to `out` (default: `<checkpoint>.metrics.json`).
+density, coverage and, for labelled data, class_coverage, domain_confident and is_domain,
+next to the real-vs-real floor; for a conditional model also class_accuracy, intra_fid and
+the per-class fid / precision / recall. Writes them as JSON to `out` (default:
+`<checkpoint>.metrics.json`).
 """
 
 import json
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 from pytorch_lightning import LightningDataModule
 
@@ -43,7 +46,9 @@ def main(cfg: DictConfig) -> dict:
         rebuild(data, "data", LightningDataModule), num_real=cfg.num_real, epochs=cfg.domain_epochs,
         cache_dir=cfg.cache_dir, inception_weights=cfg.inception_weights, use_inception=True,
     )  # fmt: skip
-    metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed))
+    # a conditional model: every class equally often, scored against the class asked for
+    labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
+    metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed, labels), labels)
     report = {
         "checkpoint": str(cfg.ckpt_path),
         "n": cfg.n,
@@ -55,8 +60,18 @@ def main(cfg: DictConfig) -> dict:
     out.write_text(json.dumps(report, indent=2) + "\n")
     floor = report["real_vs_real"] or {}
     for name, value in metrics.items():
-        reference = f"   (real vs real {floor[name]:.4f})" if name in floor else ""
-        print(f"{name:16s} {value:10.4f}{reference}")
+        if "_class_" not in name:
+            reference = f"   (real vs real {floor[name]:.4f})" if name in floor else ""
+            print(f"{name:16s} {value:10.4f}{reference}")
+    if per_class := sorted({int(n.rsplit("_", 1)[1]) for n in metrics if "_class_" in n}):
+        print("class    fid_domain  precision  recall   (real vs real: fid, precision, recall)")
+        for c in per_class:
+            ours = [metrics[f"{m}_class_{c}"] for m in ("fid", "precision", "recall")]
+            real = [
+                floor.get(f"{m}_class_{c}", float("nan")) for m in ("fid", "precision", "recall")
+            ]
+            print(f"{c:5d} {ours[0]:12.2f} {ours[1]:10.3f} {ours[2]:7.3f}   "
+                  f"({real[0]:.2f}, {real[1]:.3f}, {real[2]:.3f})")  # fmt: skip
     print(f"written to {out}")
     return report
 

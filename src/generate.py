@@ -4,6 +4,10 @@ Writes `grid.png` (up to 64 samples, `nrow` per row), `images/000000.png ...` (n
 image each, generated and written in chunks, so memory does not grow with n) and
 `interpolation.png` (rows of latent interpolations) into `out` (default: a `generated/`
 folder next to the checkpoint's run directory).
+
+A conditional model: `label=k` makes every image of class k; without it the labels are drawn
+uniformly and written to `labels.csv` (file, label, class name) beside the images; each
+interpolation row stays within one class.
 """
 
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from torchvision.utils import make_grid, save_image
 
 from src.utils.checkpoint import load_generator
 from src.utils.cli import check_int, one_line_errors, writable_dir
+from src.utils.errors import ConfigError
 
 MAX_SAMPLES = 1_000_000
 
@@ -24,29 +29,61 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(-1, 1) + 1) / 2
 
 
+def draw_labels(
+    generator: torch.nn.Module, n: int, rng: torch.Generator, label: int | None
+) -> torch.Tensor | None:
+    """The classes of `n` samples: all `label`, else uniform (None: unconditional G)."""
+    if not generator.num_classes:
+        return None
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long)
+    return generator.sample_labels(n, generator=rng)
+
+
 @torch.no_grad()
 def generate_chunks(
-    generator: torch.nn.Module, n: int, seed: int = 0, batch: int = 500
-) -> Iterator[torch.Tensor]:
-    """`n` images in [-1, 1] from seeded latents, `batch` at a time (BatchNorm in eval mode)."""
+    generator: torch.nn.Module,
+    n: int,
+    seed: int = 0,
+    label: int | None = None,
+    batch: int = 500,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """`n` images in [-1, 1] from seeded latents, `batch` at a time (BatchNorm in eval mode),
+    with their class labels (None for an unconditional G)."""
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch):
-        yield generator(generator.sample_latent(min(batch, n - start), generator=rng))
+        z = generator.sample_latent(min(batch, n - start), generator=rng)
+        labels = draw_labels(generator, len(z), rng, label)
+        yield (generator(z) if labels is None else generator(z, labels)), labels
 
 
-def generate(generator: torch.nn.Module, n: int, seed: int = 0) -> torch.Tensor:
-    """All `n` images at once (what metrics need)."""
-    return torch.cat(list(generate_chunks(generator, n, seed)))
+def generate(
+    generator: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """All `n` images at once (what metrics need); a conditional G makes class `labels[i]`."""
+    rng = torch.Generator().manual_seed(seed)
+    chunks = []
+    with torch.no_grad():
+        for part in torch.arange(n).split(500):
+            z = generator.sample_latent(len(part), generator=rng)
+            chunks.append(generator(z) if labels is None else generator(z, labels[part]))
+    return torch.cat(chunks)
 
 
 @torch.no_grad()
-def interpolation(generator: torch.nn.Module, rows: int, steps: int, seed: int) -> torch.Tensor:
-    """`rows` straight lines in latent space between random pairs, `steps` images each."""
+def interpolation(
+    generator: torch.nn.Module, rows: int, steps: int, seed: int, label: int | None = None
+) -> torch.Tensor:
+    """`rows` straight lines in latent space between random pairs, `steps` images each; for a
+    conditional G each row keeps one class (`label`, else row i shows class i)."""
     rng = torch.Generator().manual_seed(seed + 1)
     start, end = (generator.sample_latent(rows, generator=rng).unsqueeze(1) for _ in range(2))
     weights = torch.linspace(0, 1, steps).view(1, steps, 1)
     z = (start * (1 - weights) + end * weights).reshape(rows * steps, -1)
-    return generator(z)
+    if not generator.num_classes:
+        return generator(z)
+    classes = torch.full((rows,), label) if label is not None else torch.arange(rows)
+    return generator(z, (classes % generator.num_classes).repeat_interleave(steps))
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -64,22 +101,44 @@ def main(cfg: DictConfig) -> None:
     check_int(cfg, "interpolation_rows", 1, 64)
     check_int(cfg, "interpolation_steps", 2, 64)
     generator, _ = load_generator(str(cfg.ckpt_path))
+    label = check_label(cfg.get("label"), generator)
     out = writable_dir("out", output_dir(cfg))
     (out / "images").mkdir(exist_ok=True)
     first: list[torch.Tensor] = []
-    index = 0
-    for chunk in generate_chunks(generator, cfg.n, cfg.seed):
-        for image in to_unit(chunk):
-            save_image(image, out / "images" / f"{index:06d}.png")
-            if index < 64:
+    rows: list[str] = []
+    names = generator.class_names or [str(c) for c in range(generator.num_classes)]
+    for chunk, labels in generate_chunks(generator, cfg.n, cfg.seed, label):
+        for i, image in enumerate(to_unit(chunk)):
+            name = f"{len(rows):06d}.png"
+            save_image(image, out / "images" / name)
+            if len(rows) < 64:
                 first.append(image)
-            index += 1
+            rows.append(name if labels is None else f"{name},{labels[i]},{names[labels[i]]}")
     save_image(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
-    strip = to_unit(
-        interpolation(generator, cfg.interpolation_rows, cfg.interpolation_steps, cfg.seed)
-    )
-    save_image(make_grid(strip, nrow=cfg.interpolation_steps), out / "interpolation.png")
-    print(f"{cfg.n} samples, grid.png and interpolation.png in {out}")
+    if generator.num_classes:
+        (out / "labels.csv").write_text("file,label,class\n" + "\n".join(rows) + "\n")
+    steps = cfg.interpolation_steps
+    strip = to_unit(interpolation(generator, cfg.interpolation_rows, steps, cfg.seed, label))
+    save_image(make_grid(strip, nrow=steps), out / "interpolation.png")
+    extra = ", labels.csv" if generator.num_classes else ""
+    print(f"{cfg.n} samples, grid.png{extra} and interpolation.png in {out}")
+
+
+def check_label(label: object, generator: torch.nn.Module) -> int | None:
+    """`label=k`: a class of a conditional model (null: labels drawn uniformly)."""
+    if label is None:
+        return None
+    if not generator.num_classes:
+        raise ConfigError("label", label, "the checkpoint's model is unconditional (no classes)")
+    if (
+        not isinstance(label, int)
+        or isinstance(label, bool)
+        or not 0 <= label < generator.num_classes
+    ):
+        raise ConfigError(
+            "label", label, f"allowed: an integer in [0, {generator.num_classes - 1}]"
+        )
+    return label
 
 
 if __name__ == "__main__":

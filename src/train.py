@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.cli import one_line_errors
@@ -39,8 +39,12 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
 
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    class_names = datamodule.class_names() if cfg.model.get("conditional") else None
+    if class_names:
+        set_num_classes(cfg, len(class_names))
     model = instantiate(cfg.model)
     model.config = OmegaConf.to_container(cfg, resolve=True)
+    model.class_names = class_names
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
     with distributed.processes_for_this_job(), finished(loggers):
@@ -64,6 +68,15 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     return dict(trainer.callback_metrics)
 
 
+def set_num_classes(cfg: DictConfig, found: int) -> None:
+    """model.num_classes comes from the data (one source of truth); a typed value must agree."""
+    if cfg.model.get("num_classes") not in (0, None, found):
+        found_line = f"the data has {found} classes; leave it unset"
+        raise ConfigError("model.num_classes", cfg.model.num_classes, found_line)
+    with open_dict(cfg):
+        cfg.model.num_classes = found
+
+
 def compose_config(
     overrides: list[str] | None = None, output_dir: str = "outputs/api"
 ) -> DictConfig:
@@ -71,7 +84,6 @@ def compose_config(
     (notebooks, scripts): `train(compose_config(["trainer.max_epochs=5"], "outputs/nb"))`."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):

@@ -46,10 +46,24 @@ def write_idx(path: Path, images: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
-def write_mnist(root: Path, folder: str = "MNIST", n: int = 96, gz: bool = False) -> Path:
+def write_idx_labels(path: Path, labels: np.ndarray) -> Path:
+    """An IDX1 ubyte label file (magic 0x00000801), as MNIST ships."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes([0, 0, 8, 1]) + len(labels).to_bytes(4, "big") + labels.tobytes())
+    return path
+
+
+def write_mnist(
+    root: Path, folder: str = "MNIST", n: int = 96, gz: bool = False, labels: bool = False
+) -> Path:
+    """train/t10k image files (and with `labels`, label files: image i is of class i % 10)."""
     raw = root / folder / "raw"
     write_idx(raw / "train-images-idx3-ubyte", digit_pictures(n), gz=gz)
     write_idx(raw / "t10k-images-idx3-ubyte", digit_pictures(n // 2), gz=gz)
+    if labels:
+        for name, count in [("train", n), ("t10k", n // 2)]:
+            classes = (np.arange(count) % 10).astype(np.uint8)
+            write_idx_labels(raw / f"{name}-labels-idx1-ubyte", classes)
     return root
 
 

@@ -52,6 +52,20 @@ class DumpWeights(Callback):
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
 
 
+class RecordBatches(Callback):
+    """Writes every batch this rank trained on (images and labels) to
+    `<dirpath>/batches_<rank>.pt` when training ends."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath, self.batches = dirpath, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.append([t.detach().cpu().clone() for t in batch])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save(self.batches, f"{self.dirpath}/batches_{trainer.global_rank}.pt")
+
+
 def tiny_module(
     optimizer: str = "adam", lr: float = 2e-4, momentum: float = 0.5, discriminator=None, **kwargs
 ):
@@ -67,9 +81,10 @@ def tiny_module(
         factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
     else:
         factory = partial(torch.optim.SGD, lr=lr, momentum=momentum, fused=True)
+    classes = kwargs.get("num_classes", 0)
     return GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4, latent_components=0),
-        discriminator or Discriminator(16, 1, ndf=4),
+        Generator(16, 1, latent_dim=8, ngf=4, latent_components=0, num_classes=classes),
+        discriminator or Discriminator(16, 1, ndf=4, num_classes=classes),
         optimizer_g=factory,
         optimizer_d=factory,
         **kwargs,
@@ -77,7 +92,8 @@ def tiny_module(
 
 
 def fit_batches(module, batches: int, **trainer_kwargs):
-    """Trains `module` for `batches` batches of 8 digits on CPU; returns the Trainer."""
+    """Trains `module` for `batches` batches of 8 digits on CPU (with their labels when the
+    module is conditional); returns the Trainer."""
     from pytorch_lightning import Trainer
 
     from src.data.digits import DigitsDataModule
@@ -87,7 +103,8 @@ def fit_batches(module, batches: int, **trainer_kwargs):
         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
     )  # fmt: skip
     trainer = Trainer(**{**settings, **trainer_kwargs})
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8))
+    labels = bool(module.hparams.num_classes)
+    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8, labels=labels))
     return trainer
 
 

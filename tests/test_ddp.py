@@ -223,3 +223,33 @@ def test_quality_metrics_of_two_processes_equal_the_single_process_evaluation(tm
     single = json.loads(report_path.read_text())["metrics"]
     for name, key in LOGGED.items():
         assert float(logged[key]) == pytest.approx(single[name], rel=1e-5, abs=1e-9), key
+
+
+def test_two_processes_train_a_conditional_model_on_disjoint_labelled_shards(tmp_path):
+    """Each rank's batches carry their own images' labels, the ranks' shards are disjoint, and
+    the conditional G and projection D (embeddings included) stay bitwise identical."""
+    from src.data.base import to_float
+    from src.data.digits import DigitsDataModule
+
+    run_cli(
+        "debug=fast", *TINY, *TWO_CPUS, "model.conditional=true", "trainer.limit_train_batches=3",
+        "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
+        "+callbacks.batches._target_=tests.helpers.RecordBatches",
+        f"+callbacks.batches.dirpath={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    rank0, rank1 = (torch.load(tmp_path / f"rank_{r}.pt") for r in (0, 1))
+    assert any("embed" in name for name in rank0)
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    digits = DigitsDataModule(labels=True)
+    digits.setup("fit")
+    every = to_float(digits.dataset.images).flatten(1)
+    seen = []
+    for rank in (0, 1):
+        for images, labels in torch.load(tmp_path / f"batches_{rank}.pt"):
+            for image, label in zip(images.flatten(1), labels, strict=True):
+                index = int((every - image).abs().sum(1).argmin())
+                assert torch.equal(every[index], image)
+                assert digits.dataset.targets[index] == label
+                seen.append(index)
+    assert len(seen) == 2 * 3 * 16 and len(set(seen)) == len(seen)  # disjoint shards

@@ -23,8 +23,11 @@ from src.utils.distributed import all_gather_rows, broadcast_from_rank0
 LOGGED = {
     "fid_domain": "val/fid", "kid_domain": "val/kid", "precision": "val/precision",
     "recall": "val/recall", "density": "val/density", "coverage": "val/coverage",
-    "class_coverage": "val/class_coverage",
+    "class_coverage": "val/class_coverage", "class_accuracy": "val/class_accuracy",
+    "intra_fid": "val/intra_fid", "intra_precision": "val/intra_precision",
+    "intra_recall": "val/intra_recall",
 }  # fmt: skip
+LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid")
 
 
 class QualityMetrics(Callback):
@@ -49,7 +52,7 @@ class QualityMetrics(Callback):
             if isinstance(logger, WandbLogger) and self.every_n_epochs > 0:
                 logger.experiment.define_metric("epoch")
                 for name in LOGGED.values():
-                    goal = "min" if name in ("val/fid", "val/kid") else "max"
+                    goal = "min" if name in LOWER_IS_BETTER else "max"
                     logger.experiment.define_metric(name, step_metric="epoch", summary=goal)
 
     def due(self, trainer: Trainer) -> bool:
@@ -75,15 +78,23 @@ class QualityMetrics(Callback):
         broadcast_from_rank0(list(generator.buffers()))
         rng = torch.Generator().manual_seed(self.seed)  # the same latents at every evaluation
         z = pl_module.generator.sample_latent(self.num_samples, generator=rng)
-        shards = z.tensor_split(world)
+        # conditional: every class equally often, in a fixed order
+        labels = torch.arange(self.num_samples) % max(1, pl_module.hparams.num_classes)
+        shards, label_shards = z.tensor_split(world), labels.tensor_split(world)
         samples = torch.cat(
-            [pl_module.sample(chunk).float().cpu() for chunk in shards[rank].split(500)]
+            [
+                pl_module.sample(chunk, label_chunk).float().cpu()
+                for chunk, label_chunk in zip(
+                    shards[rank].split(500), label_shards[rank].split(500), strict=True
+                )
+            ]
         )
         features, probs = self.evaluator.features(samples)
         counts = [len(shard) for shard in shards]
         metrics = self.evaluator.evaluate_features(
             all_gather_rows(features.to(pl_module.device), counts).cpu(),
             all_gather_rows(probs.to(pl_module.device), counts).cpu(),
+            labels if pl_module.conditional else None,
         )
         # Every rank has the same numbers, so a monitored val/fid exists everywhere.
         pl_module.log_dict(

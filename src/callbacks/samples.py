@@ -1,4 +1,6 @@
-"""Saves an 8x8 grid from the fixed noise every epoch and sends it to image-capable loggers."""
+"""Saves a grid from the fixed noise every epoch and sends it to image-capable loggers: 8x8
+samples, or for a conditional model one row per class (up to 10) with the same latent down
+each column, the class names in the caption."""
 
 from pathlib import Path
 
@@ -7,6 +9,8 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
+
+from src.models.gan_module import CLASS_GRID_COLUMNS
 
 
 class SampleGrid(Callback):
@@ -24,12 +28,19 @@ class SampleGrid(Callback):
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        images = pl_module.sample(pl_module.fixed_noise).float().cpu()
-        grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1))
+        labels = pl_module.fixed_labels
+        images = pl_module.sample(pl_module.fixed_noise, labels).float().cpu()
+        caption, nrow = f"epoch {trainer.current_epoch}", self.nrow
+        if labels is not None:
+            nrow = CLASS_GRID_COLUMNS
+            names = trainer.datamodule.class_names() if trainer.datamodule else None
+            rows = labels[::nrow].tolist()
+            caption += "; rows: " + ", ".join(names[r] if names else str(r) for r in rows)
+        grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"epoch_{trainer.current_epoch:03d}.png"
         save_image(grid, path)
-        log_image(trainer, "samples", grid, path, caption=f"epoch {trainer.current_epoch}")
+        log_image(trainer, "samples", grid, path, caption=caption)
         self.last = path
 
     @rank_zero_only

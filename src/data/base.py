@@ -38,10 +38,21 @@ class UInt8Images(Dataset):
     """uint8 (N, C, H, W) images, fitted to (channels, size, size) when fetched if `size` is
     given (None: they already are). An int fetches one image; a list of indices (DataLoader's
     `__getitems__`) or an index tensor (the resident path) a whole batch in one vectorised
-    call, so decoding a resident tensor is never a per-image Python loop."""
+    call, so decoding a resident tensor is never a per-image Python loop.
 
-    def __init__(self, images: torch.Tensor, size: int | None = None, channels: int = 1):
+    Every dataset class of the template has `targets` (int64 class labels aligned with the
+    items, or None when the format has none) and `classes` (their names)."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        size: int | None = None,
+        channels: int = 1,
+        targets: torch.Tensor | None = None,
+        classes: list[str] | None = None,
+    ):
         self.images, self.size, self.channels = images, size, channels
+        self.targets, self.classes = targets, classes
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,6 +67,33 @@ class UInt8Images(Dataset):
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         return list(self.fit(self.images[indices]))
+
+
+class WithLabels(Dataset):
+    """(image, label) pairs from a dataset and its aligned `targets`, for conditional models;
+    index tensors and `__getitems__` lists fetch whole batches as the dataset does."""
+
+    def __init__(self, dataset: Dataset, targets: torch.Tensor):
+        self.dataset, self.targets = dataset, targets
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(index, torch.Tensor):
+            return self.dataset[index], self.targets[index.to(self.targets.device)]
+        return self.dataset[index], self.targets[index]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        fetch = getattr(self.dataset, "__getitems__", None)
+        images = fetch(indices) if fetch else [self.dataset[i] for i in indices]
+        return list(zip(images, self.targets[indices], strict=True))
+
+
+LABELLED = (
+    "labelled data: digits, mnist/fashion_mnist (with their *-labels-idx1-ubyte files), "
+    "cifar10, lsun with several classes, a folder with one sub-folder per class"
+)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -84,7 +122,10 @@ class ImageDataModule(LightningDataModule):
         resident: str | bool = "auto",
         resident_max_gb: float = 4.0,
         cache_dir: str | None = None,
+        labels: bool = False,
     ):
+        """`labels`: batches are (images, labels) pairs (for a conditional model; the
+        dataset must have class labels)."""
         super().__init__()
         if channels not in (1, 3) or isinstance(channels, bool):
             raise ConfigError("data.channels", channels, "allowed: 1 or 3")
@@ -114,9 +155,23 @@ class ImageDataModule(LightningDataModule):
         """A key that changes when the data on disk changes (None: do not cache on disk)."""
         return None
 
-    def labels(self) -> torch.Tensor | None:
-        """Class labels aligned with the dataset, when the format has them (for metrics)."""
-        return None
+    def targets(self) -> torch.Tensor | None:
+        """Class labels (int64) aligned with the dataset, when the format has them."""
+        self.setup("fit")
+        return getattr(self.dataset, "targets", None)
+
+    def class_names(self) -> list[str]:
+        """The names of the dataset's classes, index = label; a ConfigError when it has none
+        (a conditional model needs them)."""
+        self.setup("fit")
+        targets, names = self.targets(), getattr(self.dataset, "classes", None)
+        if targets is None or not names or len(names) < 2:
+            found = "one class" if names and len(names) == 1 else "no class labels"
+            raise ConfigError(
+                "model.conditional", True, f"{type(self).__name__} has {found} here; "
+                f"a conditional model needs {LABELLED}",
+            )  # fmt: skip
+        return list(names)
 
     def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
         """`n` images (or all, if fewer) as floats in [-1, 1], a fixed random subset."""
@@ -146,6 +201,8 @@ class ImageDataModule(LightningDataModule):
         self.dataset = self.build_dataset()
         if len(self.dataset) == 0:
             raise ConfigError("data.root", self.hparams.root, "no images found there")
+        if self.hparams.labels:
+            self.class_names()  # refuses unlabelled data before any decoding
         if self.is_resident:
             self.images = self.load_resident()
 
@@ -176,13 +233,14 @@ class ImageDataModule(LightningDataModule):
                 len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch
             )
             return DataLoader(
-                UInt8Images(self.images), batch_size=None, sampler=sampler, generator=rng
-            )
+                self.with_labels(UInt8Images(self.images), device), batch_size=None,
+                sampler=sampler, generator=rng,
+            )  # fmt: skip
         sampler = EpochSampler(
             len(self.dataset), h.batch_size, h.seed, rank, world_size, epoch_source=epoch
         )
         return DataLoader(
-            self.dataset,
+            self.with_labels(self.dataset),
             batch_size=h.batch_size,
             sampler=sampler,
             drop_last=True,
@@ -192,8 +250,19 @@ class ImageDataModule(LightningDataModule):
             generator=rng,
         )  # worker seeds: Lightning's worker_init_fn, since seed_everything(workers=True)
 
-    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
-        return to_float(batch)
+    def with_labels(self, dataset: Dataset, device: torch.device | None = None) -> Dataset:
+        """`dataset` as (image, label) pairs when the model is conditional, else as it is."""
+        if not self.hparams.labels:
+            return dataset
+        return WithLabels(dataset, self.targets().to(device or "cpu"))
+
+    def on_after_batch_transfer(
+        self, batch: torch.Tensor | list[torch.Tensor], dataloader_idx: int
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(batch, torch.Tensor):
+            return to_float(batch)
+        images, labels = batch
+        return to_float(images), labels
 
     # --- the resident tensor --------------------------------------------------------------
     def load_resident(self) -> torch.Tensor:

@@ -28,14 +28,22 @@ class ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
 
-def read_batch(path: Path) -> np.ndarray:
-    """A batch file's images as (N, 3, 32, 32) uint8."""
+CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A batch file's images as (N, 3, 32, 32) uint8 and their labels."""
     try:
         with open(path, "rb") as file:
             # latin1, as torchvision reads them: the files are Python 2 pickles
             batch = ArraysOnly(file, encoding="latin1").load()
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        return data.reshape(-1, 3, 32, 32)
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+        if labels.shape != (len(data),):
+            raise ValueError(f"{labels.size} labels for {len(data)} images")
+        return data, labels
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
         raise ConfigError(
             "data.root", str(path), f"not a CIFAR-10 python batch ({type(error).__name__})"
@@ -66,8 +74,11 @@ class CIFAR10DataModule(ImageDataModule):
         return [folder / n for n in names]
 
     def build_dataset(self) -> UInt8Images:
-        images = torch.from_numpy(np.concatenate([read_batch(p) for p in self.files()]))
-        return UInt8Images(images, self.hparams.image_size, self.hparams.channels)
+        images, labels = zip(*[read_batch(p) for p in self.files()], strict=True)
+        return UInt8Images(
+            torch.from_numpy(np.concatenate(images)), self.hparams.image_size,
+            self.hparams.channels, torch.from_numpy(np.concatenate(labels)), CLASSES,
+        )  # fmt: skip
 
     def fingerprint(self) -> str:
         return content_hash(self.files())

@@ -21,13 +21,11 @@ class DigitsDataModule(ImageDataModule):
     """The default data: no root, nothing to download, always small enough to be resident."""
 
     def build_dataset(self) -> UInt8Images:
-        images, _ = load_digits_images(self.hparams.image_size, self.hparams.channels)
-        return UInt8Images(((images + 1) * 127.5).round().to(torch.uint8))
-
-    def labels(self) -> torch.Tensor:
-        from sklearn.datasets import load_digits
-
-        return torch.from_numpy(load_digits().target)
+        images, labels = load_digits_images(self.hparams.image_size, self.hparams.channels)
+        return UInt8Images(
+            ((images + 1) * 127.5).round().to(torch.uint8),
+            targets=labels.long(), classes=[str(d) for d in range(10)],
+        )  # fmt: skip
 
     def fingerprint(self) -> str:
         return "sklearn-digits"

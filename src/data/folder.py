@@ -20,12 +20,21 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 class FileImages(Dataset):
     """Decodes one file per item (resize shorter side + center crop, channel conversion).
 
-    A file that cannot be decoded is reported once and replaced by the next readable one,
-    so one corrupt image among thousands never stops a long run.
+    A file that cannot be decoded is reported once and replaced by the next readable one
+    (of the same class, when there are classes), so one corrupt image among thousands never
+    stops a long run.
     """
 
-    def __init__(self, paths: list[Path], size: int, channels: int):
+    def __init__(
+        self,
+        paths: list[Path],
+        size: int,
+        channels: int,
+        targets: torch.Tensor | None = None,
+        classes: list[str] | None = None,
+    ):
         self.paths, self.size, self.channels = paths, size, channels
+        self.targets, self.classes = targets, classes
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -34,7 +43,9 @@ class FileImages(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         for offset in range(len(self.paths)):
             i = (index + offset) % len(self.paths)
-            if i in self.bad:
+            if i in self.bad or (
+                self.targets is not None and self.targets[i] != self.targets[index]
+            ):
                 continue
             try:
                 with Image.open(self.paths[i]) as image:
@@ -42,7 +53,7 @@ class FileImages(Dataset):
             except UNREADABLE as error:
                 self.bad.add(i)
                 log.warning("Skipping unreadable image %s (%s)", self.paths[i], error)
-        raise ConfigError("data.root", str(self.paths[0].parent), "no readable image files")
+        raise ConfigError("data.root", str(self.paths[index].parent), "no readable image files")
 
 
 MAX_SCANNED_FILES = 2_000_000
@@ -91,10 +102,23 @@ class FolderDataModule(ImageDataModule):
         return self._paths
 
     def build_dataset(self) -> FileImages:
-        return FileImages(self.paths(), self.hparams.image_size, self.hparams.channels)
+        paths = self.paths()
+        targets, classes = folder_classes(self.image_root(), paths)
+        return FileImages(paths, self.hparams.image_size, self.hparams.channels, targets, classes)
 
     def fingerprint(self) -> str:
         return stat_fingerprint(self.image_root(), self.paths())
+
+
+def folder_classes(root: Path, paths: list[Path]) -> tuple[torch.Tensor | None, list[str] | None]:
+    """Labels from the first sub-folder under `root` (torchvision ImageFolder's convention:
+    classes are the sorted sub-folder names); (None, None) when any image lies in `root` itself."""
+    tops = [p.relative_to(root).parts for p in paths]
+    if any(len(parts) < 2 for parts in tops):
+        return None, None
+    classes = sorted({parts[0] for parts in tops})
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[parts[0]] for parts in tops], dtype=torch.long), classes
 
 
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
@@ -116,6 +140,10 @@ class CelebADataModule(FolderDataModule):
             if candidate.is_dir():
                 return candidate
         return root
+
+    def build_dataset(self) -> FileImages:
+        """Faces without class labels (the attribute files are not read)."""
+        return FileImages(self.paths(), self.hparams.image_size, self.hparams.channels)
 
     def paths(self) -> list[Path]:
         paths = super().paths()

@@ -26,6 +26,9 @@ class LMDBImages(Dataset):
             with env, env.begin() as txn:
                 self.index.extend((d, key) for key in txn.cursor().iternext(values=False))
         self.envs: dict[int, object] = {}
+        # the class of an image is its database (data.classes, in order)
+        self.targets = torch.tensor([d for d, _ in self.index], dtype=torch.long)
+        self.classes = [p.name.removesuffix("_lmdb").removesuffix("_train") for p in databases]
 
     def __len__(self) -> int:
         return len(self.index)

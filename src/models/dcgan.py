@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from src.models.conditional import ConditionalSequential, Critic, batch_norm
 from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
 
@@ -35,14 +36,15 @@ def init_dcgan_weights(module: nn.Module) -> None:
     """The DCGAN paper's init: conv weights N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 class Generator(LatentGenerator):
     """z (latent_dim x 1 x 1) -> 4x4 -> ... -> image, halving the width at each doubling.
-    The latent prior is LatentGenerator's (N(0, I) or a Gaussian mixture)."""
+    The latent prior is LatentGenerator's (N(0, I) or a Gaussian mixture); with classes,
+    every BatchNorm is conditional on the label."""
 
     def __init__(
         self,
@@ -54,38 +56,52 @@ class Generator(LatentGenerator):
         latent_components: int,
         component_spread: float = 0.5,
         norm: str = "batch",
+        num_classes: int = 0,
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
-        batch_norm = nn.BatchNorm2d if norm in ("batch", "spectral") else lambda _: nn.Identity()
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
+
+        def norm_layer(width: int) -> nn.Module:
+            return batch_norm(width, num_classes) if norm != "none" else nn.Identity()
+
         scales = num_scales(image_size)
         width = ngf * 2 ** (scales - 1)  # 8 * ngf at 4x4 for 64x64, as in the PyTorch example
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False),
-            batch_norm(width),
+            norm_layer(width),
             nn.ReLU(True),
         ]
         for _ in range(scales - 1):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                batch_norm(width // 2),
+                norm_layer(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = ConditionalSequential(*layers)
         self.apply(init_dcgan_weights)
         if norm == "spectral":  # with BatchNorm, as in SAGAN and BigGAN's generators
             spectral_norm_convs(self.net)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1), labels)
 
 
-class Discriminator(nn.Module):
-    """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms)."""
+class Discriminator(Critic):
+    """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms).
+    With classes, the projection or classifier reads the sum-pooled 4x4 features."""
 
-    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "batch"):
-        super().__init__()
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        *,
+        ndf: int,
+        norm: str = "batch",
+        num_classes: int = 0,
+        condition: str = "projection",
+    ):
+        super().__init__(num_classes, condition)
         positive_int("model.discriminator.ndf", ndf)
         check_norm("model.discriminator.norm", norm)
         scales = num_scales(image_size)
@@ -107,6 +123,10 @@ class Discriminator(nn.Module):
         self.apply(init_dcgan_weights)
         if norm == "spectral":  # instead of BatchNorm (Miyato et al. 2018)
             spectral_norm_convs(self.net)
+        self.condition_on(width, spectral=norm == "spectral")
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).view(-1)
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net[:-1](images)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](features)

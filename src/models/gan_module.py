@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
@@ -23,6 +24,8 @@ from src.models.losses import (
 from src.models.optim import build_optimizer, lr_scale
 from src.utils.checkpoint import rng_states, set_rng_states
 from src.utils.errors import ConfigError
+
+MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
 
 
 class GANModule(LightningModule):
@@ -50,9 +53,18 @@ class GANModule(LightningModule):
         collapse_warn_steps: int = 200,
         channels_last: bool = True,
         compile: bool = False,
+        conditional: bool = False,
+        condition: str = "projection",
+        num_classes: int = 0,
     ):
         super().__init__()
         check_loss(loss, g_objective)
+        if conditional != bool(num_classes) or generator.num_classes != num_classes:
+            raise ConfigError(
+                "model.num_classes", num_classes,
+                f"model.conditional={conditional} needs {'the data' if conditional else 'no'} "
+                "classes (src.train sets it from the data; do not type it)",
+            )  # fmt: skip
         if penalty not in PENALTIES:
             raise ConfigError("model.penalty", penalty, f"allowed: {', '.join(PENALTIES)}")
         for key, value in [("penalty_weight", penalty_weight), ("lecam_weight", lecam_weight)]:
@@ -90,9 +102,20 @@ class GANModule(LightningModule):
         if lecam_weight:
             # Moving averages of D's mean output on real and on generated images (LeCam).
             self.register_buffer("lecam_ema", torch.zeros(2))
-        # A buffer, so the sample grids of a resumed run continue from the same noise.
-        self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
+        # A buffer, so the sample grids of a resumed run continue from the same noise. With
+        # classes: one row per class (up to 10), the same latent down each column.
+        if num_classes:
+            rows = min(num_classes, MAX_GRID_ROWS)
+            columns = generator.sample_latent(CLASS_GRID_COLUMNS)
+            self.register_buffer("fixed_noise", columns.repeat(rows, 1))
+            self.register_buffer(
+                "fixed_labels", torch.arange(rows).repeat_interleave(CLASS_GRID_COLUMNS)
+            )
+        else:
+            self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
+            self.fixed_labels = None
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
+        self.class_names: list[str] | None = None  # the data's class names, saved in checkpoints
         # Divergence guard state, kept on the device so checking it costs no per-step sync.
         self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
         self._compiled = False
@@ -119,28 +142,35 @@ class GANModule(LightningModule):
             self.discriminator.compile()
             self._compiled = True
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor]:
-        real = batch.contiguous(memory_format=self.memory_format)
+    def training_step(
+        self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        images, labels = (batch, None) if isinstance(batch, torch.Tensor) else batch
+        real = images.contiguous(memory_format=self.memory_format)
         opt_d, opt_g = self.optimizers()
         # Counted over the whole run (and across a resume), not per epoch: with more D steps
         # per G step than batches in an epoch, a per-epoch count would never reach G's turn.
         batch_number = self.trainer.fit_loop.total_batch_idx + 1
         g_turn = batch_number % self.hparams.d_steps_per_g_step == 0
         z = self.generator.sample_latent(real.shape[0], device=real.device)
+        # conditional: G's labels are drawn uniformly (as in Mimicry and StudioGAN)
+        fake_labels = self.generator.sample_labels(real.shape[0], device=real.device)
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
-            fake = self.generator(z)
+            fake = self.generator(z, fake_labels) if self.conditional else self.generator(z)
 
         # D step: D on real and on fake.detach(), so no gradient reaches G.
         penalty = self.penalty_due(batch_number)
         real_in, fake_in = self.augment(real), self.augment(fake.detach())
         real_in.requires_grad_(penalty == "r1")  # R1/R2 reuse this forward's graph
         fake_in.requires_grad_(penalty == "r2")
-        real_logits = self.discriminator(real_in)
-        fake_logits = self.discriminator(fake_in)
+        real_logits, real_classes = self.critic(real_in, labels)
+        fake_logits, _ = self.critic(fake_in, fake_labels)
         d_loss = discriminator_loss(real_logits, fake_logits, self.hparams.loss)
+        if real_classes is not None:  # AC-GAN: D also learns the class of real images
+            d_loss = d_loss + F.cross_entropy(real_classes.float(), labels)
         logs: dict[str, torch.Tensor] = {}
         if penalty:
-            term = self.penalty_term(penalty, real_in, fake_in, real_logits, fake_logits)
+            term = self.penalty_term(penalty, real_in, fake_in, real_logits, fake_logits, labels)
             # lazy regularization: every k-th D step, k times as strong (Karras et al. 2020)
             d_loss = d_loss + self.hparams.penalty_every * term
             logs["train/penalty"] = term.detach()
@@ -162,14 +192,16 @@ class GANModule(LightningModule):
         # parameters, so backward computes only the input gradients G needs, no D weight grads.
         if g_turn:
             with self.toggled_optimizer(opt_g):
-                fake_logits = self.discriminator(self.augment(fake))
+                fake_logits, fake_classes = self.critic(self.augment(fake), fake_labels)
                 real_logits = None
                 if self.hparams.loss == "relativistic":  # G's loss compares with D on reals
                     with torch.no_grad():
-                        real_logits = self.discriminator(self.augment(real))
+                        real_logits, _ = self.critic(self.augment(real), labels)
                 g_loss = generator_loss(
                     fake_logits, self.hparams.loss, self.hparams.g_objective, real_logits
                 )
+                if fake_classes is not None:  # AC-GAN: G makes images of the asked class
+                    g_loss = g_loss + F.cross_entropy(fake_classes.float(), fake_labels)
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 g_bad = step_if_finite(opt_g, g_loss, self.generator)
@@ -196,6 +228,20 @@ class GANModule(LightningModule):
         )  # fmt: skip
         return logs
 
+    @property
+    def conditional(self) -> bool:
+        return bool(self.hparams.num_classes)
+
+    def critic(
+        self, images: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's real/fake logits for `images` (of classes `labels` when conditional) and, for
+        AC-GAN, its class logits (else None)."""
+        if not self.conditional:
+            return self.discriminator(images), None
+        out = self.discriminator(images, labels)
+        return out if isinstance(out, tuple) else (out, None)
+
     def penalty_due(self, batch_number: int) -> str | None:
         """The gradient penalty to add on this batch's D step (None: none due)."""
         penalty, every = self.hparams.penalty, self.hparams.penalty_every
@@ -203,13 +249,15 @@ class GANModule(LightningModule):
 
     def penalty_term(
         self, penalty: str, real_in: torch.Tensor, fake_in: torch.Tensor,
-        real_logits: torch.Tensor, fake_logits: torch.Tensor,
+        real_logits: torch.Tensor, fake_logits: torch.Tensor, labels: torch.Tensor | None,
     ) -> torch.Tensor:  # fmt: skip
         """penalty_weight x the penalty: WGAN-GP's lambda E[(||grad||-1)^2], or R1 (on real
-        images, Mescheder et al. 2018) / R2 (on generated ones) gamma/2 E[||grad||^2]."""
+        images, Mescheder et al. 2018) / R2 (on generated ones) gamma/2 E[||grad||^2].
+        Conditional WGAN-GP evaluates D at the interpolates with the real images' labels."""
         weight = self.hparams.penalty_weight
         if penalty == "wgan_gp":
-            return weight * wgan_gp(self.discriminator, real_in, fake_in)
+            critic = lambda x: self.critic(x, labels)[0]  # noqa: E731
+            return weight * wgan_gp(critic, real_in, fake_in)
         inputs, logits = (real_in, real_logits) if penalty == "r1" else (fake_in, fake_logits)
         return weight / 2 * gradient_penalty(self.discriminator, inputs, logits).mean()
 
@@ -228,7 +276,9 @@ class GANModule(LightningModule):
 
         The EMA weights never ran forward during training, so inference-mode BatchNorm needs
         running statistics measured for them: swa_utils.update_bn over fresh latents, drawn
-        with a private RNG so sampling never shifts the training noise stream.
+        with a private RNG so sampling never shifts the training noise stream. A conditional
+        G is calibrated on uniformly drawn labels (packed beside z, since update_bn passes one
+        tensor per batch).
         """
         if self.generator_ema is None:
             return self.generator
@@ -236,18 +286,27 @@ class GANModule(LightningModule):
         updates = int(self.generator_ema.n_averaged)
         if self._ema_calibrated_at != updates:
             rng = torch.Generator(device=self.device).manual_seed(0)
-            latents = [ema.sample_latent(256, generator=rng, device=self.device) for _ in range(8)]
-            update_bn(latents, ema)
+            batches = []
+            for _ in range(8):
+                z = ema.sample_latent(256, generator=rng, device=self.device)
+                if ema.num_classes:
+                    labels = ema.sample_labels(256, generator=rng, device=self.device)
+                    z = torch.cat([z, labels.unsqueeze(1).to(z.dtype)], 1)
+                batches.append(z)
+            update_bn(batches, PackedLabels(ema) if ema.num_classes else ema)
             self._ema_calibrated_at = updates
         return ema
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from latents, with BatchNorm in inference mode (running statistics)."""
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents (and class labels, for a conditional G), with
+        BatchNorm in inference mode (running statistics)."""
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
         try:
+            if self.conditional:
+                return generator(z.to(self.device), labels.to(self.device))
             return generator(z.to(self.device))
         finally:
             generator.train(was_training)
@@ -292,6 +351,8 @@ class GANModule(LightningModule):
         checkpoint["rng_states"] = rng_states()  # noise and augmentation continue exactly
         if self.config is not None:
             checkpoint["config"] = self.config
+        if self.class_names is not None:
+            checkpoint["class_names"] = self.class_names
 
     def optimizer_classes(self) -> dict[str, str]:
         """The optimizer class of each network (a resume must use the same)."""
@@ -300,6 +361,12 @@ class GANModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuses, in one line, a checkpoint made for other networks or another optimizer."""
+        theirs = checkpoint.get("hyper_parameters", {}).get("num_classes", 0)
+        if theirs != self.hparams.num_classes:
+            raise ConfigError(
+                "model.num_classes", self.hparams.num_classes,
+                f"the checkpoint was trained with {theirs} classes (0: unconditional)",
+            )  # fmt: skip
         ours = self.state_dict()
         for name, value in checkpoint["state_dict"].items():
             if name in ours and ours[name].shape != value.shape:
@@ -321,6 +388,17 @@ class GANModule(LightningModule):
                 )
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+
+
+class PackedLabels(nn.Module):
+    """A conditional G called with one tensor, [z, label] per row (what update_bn passes)."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.generator(packed[:, :-1], packed[:, -1].long())
 
 
 def ema_with_warmup(decay: float) -> Callable[..., None]:

@@ -33,10 +33,19 @@ class LatentGenerator(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int, latent_components: int, component_spread: float, ngf: int, norm: str
+        self,
+        latent_dim: int,
+        latent_components: int,
+        component_spread: float,
+        ngf: int,
+        norm: str,
+        num_classes: int = 0,
     ):
-        """Also checks the two arguments every generator has: its width and its norm."""
+        """Also checks the arguments every generator has: its width, its norm and its number
+        of classes (0: unconditional; else G(z, y) with conditional BatchNorm)."""
         super().__init__()
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
         positive_int("model.generator.latent_dim", latent_dim)
         positive_int("model.generator.ngf", ngf)
         check_norm("model.generator.norm", norm)
@@ -49,6 +58,7 @@ class LatentGenerator(nn.Module):
             raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
         self.latent_dim = latent_dim
         self.latent_components = latent_components
+        self.num_classes = num_classes
         if latent_components:
             centres = torch.randn(latent_components, latent_dim) * component_spread
             self.register_buffer("latent_centres", centres)
@@ -67,3 +77,16 @@ class LatentGenerator(nn.Module):
             k = torch.randint(self.latent_components, (n,), generator=generator, device=device)
             z = z + self.latent_centres.to(device)[k]
         return z
+
+    def sample_labels(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor | None:
+        """`n` class labels drawn uniformly (None for an unconditional G)."""
+        if not self.num_classes:
+            return None
+        if device is None:
+            device = generator.device if generator is not None else "cpu"
+        return torch.randint(self.num_classes, (n,), generator=generator, device=device)

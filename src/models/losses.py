@@ -5,9 +5,10 @@ The logit forms are numerically stable and allowed under autocast, unlike Sigmoi
 Every loss is computed in float32 whatever the autocast dtype of the logits.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from src.utils.errors import ConfigError
 
@@ -80,7 +81,9 @@ def generator_loss(
 
 
 def gradient_penalty(
-    discriminator: nn.Module, inputs: torch.Tensor, logits: torch.Tensor | None = None
+    discriminator: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """E[||grad_x D(x)||^2] over the batch, in float32, with a graph for the double backward.
 
@@ -94,7 +97,9 @@ def gradient_penalty(
     return grad.float().pow(2).flatten(1).sum(1)
 
 
-def wgan_gp(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def wgan_gp(
+    discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
     """E[(||grad D(x_hat)||_2 - 1)^2] at random points between real and fake images
     (Gulrajani et al. 2017)."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.conditional import ConditionalSequential, Critic, batch_norm, call
 from src.models.dcgan import spectral_norm_convs
 from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
@@ -42,18 +43,20 @@ def xavier(conv: nn.Module, gain: float) -> nn.Module:
 
 
 class GBlock(nn.Module):
-    def __init__(self, width_in: int, width_out: int, batch_norm: bool):
+    takes_labels = True
+
+    def __init__(self, width_in: int, width_out: int, normalise: bool, num_classes: int = 0):
         super().__init__()
-        norm = nn.BatchNorm2d if batch_norm else lambda _: nn.Identity()
+        norm = (lambda w: batch_norm(w, num_classes)) if normalise else lambda _: nn.Identity()
         self.b1, self.b2 = norm(width_in), norm(width_out)
         self.c1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2))
         self.c2 = xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2))
         self.shortcut = xavier(nn.Conv2d(width_in, width_out, 1, 1, 0), 1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)  # noqa: E731
-        h = self.c1(up(F.relu(self.b1(x))))
-        h = self.c2(F.relu(self.b2(h)))
+        h = self.c1(up(F.relu(call(self.b1, x, labels))))
+        h = self.c2(F.relu(call(self.b2, h, labels)))
         return h + self.shortcut(up(x))
 
 
@@ -88,20 +91,24 @@ class Generator(LatentGenerator):
         latent_components: int,
         component_spread: float = 0.5,
         norm: str = "batch",
+        num_classes: int = 0,
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
         self.bottom, divisors, _, _ = layout(image_size)
         widths = [ngf // d for d in divisors]
         if min(widths) < 1:
             raise ConfigError("model.generator.ngf", ngf, f"allowed: >= {max(divisors)} here")
         self.width = widths[0]
         self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * widths[0]), 1.0)
-        batch_norm = norm != "none"
-        self.blocks = nn.Sequential(
-            *[GBlock(a, b, batch_norm) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+        normalise = norm != "none"
+        self.blocks = ConditionalSequential(
+            *[
+                GBlock(a, b, normalise, num_classes)
+                for a, b in zip(widths[:-1], widths[1:], strict=True)
+            ]
         )
-        self.out = nn.Sequential(
-            nn.BatchNorm2d(widths[-1]) if batch_norm else nn.Identity(),
+        self.out = ConditionalSequential(
+            batch_norm(widths[-1], num_classes) if normalise else nn.Identity(),
             nn.ReLU(True),
             xavier(nn.Conv2d(widths[-1], channels, 3, 1, 1), 1.0),
             nn.Tanh(),
@@ -109,15 +116,24 @@ class Generator(LatentGenerator):
         if norm == "spectral":
             spectral_norm_convs(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.linear(z.view(z.shape[0], self.latent_dim))
         h = h.view(z.shape[0], self.width, self.bottom, self.bottom)
-        return self.out(self.blocks(h))
+        return self.out(self.blocks(h, labels), labels)
 
 
-class Discriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral"):
-        super().__init__()
+class Discriminator(Critic):
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        *,
+        ndf: int,
+        norm: str = "spectral",
+        num_classes: int = 0,
+        condition: str = "projection",
+    ):
+        super().__init__(num_classes, condition)
         positive_int("model.discriminator.ndf", ndf)
         if check_norm("model.discriminator.norm", norm) == "batch":
             raise ConfigError(
@@ -136,7 +152,10 @@ class Discriminator(nn.Module):
         self.linear = xavier(nn.Linear(widths[-1], 1), 1.0)
         if norm == "spectral":
             spectral_norm_convs(self)
+        self.condition_on(widths[-1], spectral=norm == "spectral")
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(images)).sum(dim=(2, 3))  # global sum pooling
-        return self.linear(h).view(-1)
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.blocks(images)).sum(dim=(2, 3))  # global sum pooling
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)

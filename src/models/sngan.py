@@ -10,6 +10,7 @@ Widths ngf = ndf = 64 give the paper's 512/256/128/64 channels.
 import torch
 from torch import nn
 
+from src.models.conditional import ConditionalSequential, Critic, batch_norm
 from src.models.dcgan import spectral_norm_convs
 from src.models.latent import LatentGenerator, check_norm, positive_int
 from src.utils.errors import ConfigError
@@ -36,8 +37,9 @@ class Generator(LatentGenerator):
         latent_components: int,
         component_spread: float = 0.5,
         norm: str = "batch",
+        num_classes: int = 0,
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm)
+        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
         self.bottom = bottom_width(image_size)
         self.width = 8 * ngf
         self.linear = nn.Linear(latent_dim, self.bottom**2 * self.width)
@@ -46,23 +48,32 @@ class Generator(LatentGenerator):
         for _ in range(3):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1),
-                nn.BatchNorm2d(width // 2) if norm != "none" else nn.Identity(),
+                batch_norm(width // 2, num_classes) if norm != "none" else nn.Identity(),
                 nn.ReLU(True),
             ]
             width //= 2
         layers += [nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = ConditionalSequential(*layers)
         if norm == "spectral":
             spectral_norm_convs(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.linear(z.view(z.shape[0], self.latent_dim))
-        return self.net(h.view(z.shape[0], self.width, self.bottom, self.bottom))
+        return self.net(h.view(z.shape[0], self.width, self.bottom, self.bottom), labels)
 
 
-class Discriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral"):
-        super().__init__()
+class Discriminator(Critic):
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        *,
+        ndf: int,
+        norm: str = "spectral",
+        num_classes: int = 0,
+        condition: str = "projection",
+    ):
+        super().__init__(num_classes, condition)
         positive_int("model.discriminator.ndf", ndf)
         check_norm("model.discriminator.norm", norm)
         bottom = bottom_width(image_size)
@@ -76,10 +87,14 @@ class Discriminator(nn.Module):
                 layers += [nn.BatchNorm2d(out)]
             layers += [nn.LeakyReLU(0.1, inplace=True)]
             width = out
-        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.net = nn.Sequential(*layers)
         self.linear = nn.Linear(bottom**2 * width, 1)
         if norm == "spectral":
             spectral_norm_convs(self)
+        self.condition_on(width, spectral=norm == "spectral")
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.net(images)).view(-1)
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.flatten(1))

@@ -280,4 +280,5 @@ def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Mod
     except RuntimeError as error:
         first = str(error).splitlines()[0]
         raise ConfigError(key, ckpt_path, f"generator weights do not fit ({first})") from None
+    generator.class_names = checkpoint.get("class_names")  # a conditional model's classes
     return generator.eval(), config

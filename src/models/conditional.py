@@ -1,0 +1,109 @@
+"""Class conditioning shared by every architecture: conditional BatchNorm in G, a
+projection (or auxiliary-classifier) head on D.
+
+- ConditionalBatchNorm2d (de Vries et al. 2017; Dumoulin et al. 2017; Miyato & Koyama 2018):
+  BatchNorm without its own affine parameters, then a per-class gain and bias looked up in
+  two embeddings (initialised to 1 and 0, so every class starts as plain BatchNorm).
+- Critic: the base of every D. `features(x)` and `head(h)` come from the architecture;
+  with classes it adds either the projection term <embed(y), h> (Miyato & Koyama 2018,
+  "cGANs with projection discriminator") or an auxiliary classifier on h (Odena et al. 2017,
+  AC-GAN), whose logits D returns beside the real/fake logit.
+"""
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from src.utils.errors import ConfigError
+
+CONDITIONS = ("projection", "acgan")
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm2d whose scale and shift are chosen by the class label."""
+
+    takes_labels = True
+
+    def __init__(self, width: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(width, affine=False)
+        self.gain = nn.Embedding(num_classes, width)
+        self.bias = nn.Embedding(num_classes, width)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        gain = self.gain(labels).view(-1, x.shape[1], 1, 1)
+        return self.bn(x) * gain + self.bias(labels).view(-1, x.shape[1], 1, 1)
+
+
+def batch_norm(width: int, num_classes: int) -> nn.Module:
+    """The generator's BatchNorm: conditional when there are classes."""
+    return ConditionalBatchNorm2d(width, num_classes) if num_classes else nn.BatchNorm2d(width)
+
+
+def call(layer: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """`layer(x, labels)` for a layer that takes labels, else `layer(x)`."""
+    return layer(x, labels) if getattr(layer, "takes_labels", False) else layer(x)
+
+
+class ConditionalSequential(nn.Sequential):
+    """nn.Sequential that hands the labels to the layers that take them."""
+
+    takes_labels = True
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = call(layer, x, labels)
+        return x
+
+
+class Critic(nn.Module):
+    """Base of every discriminator: `forward(images, labels=None)` -> one logit per image
+    (and, for AC-GAN, the class logits too). Subclasses define `features` (a feature map or
+    vector) and `head` and call `condition_on(width)` with its number of channels. The class
+    term reads the globally sum-pooled features phi(x), as in Miyato & Koyama's ResNets, so
+    it asks "is this class present" rather than matching a per-position template."""
+
+    def __init__(self, num_classes: int = 0, condition: str = "projection"):
+        super().__init__()
+        if condition not in CONDITIONS:
+            raise ConfigError("model.condition", condition, f"allowed: {', '.join(CONDITIONS)}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
+        self.num_classes, self.condition = num_classes, condition
+        self.embed: nn.Embedding | None = None
+        self.classifier: nn.Linear | None = None
+
+    def condition_on(self, width: int, spectral: bool) -> None:
+        """The class embedding (projection) or classifier (acgan) over `width` features,
+        spectrally normalised like the rest of D when `spectral`."""
+        if not self.num_classes:
+            return
+        if self.condition == "projection":
+            self.embed = nn.Embedding(self.num_classes, width)
+            nn.init.xavier_uniform_(self.embed.weight)
+            if spectral:
+                spectral_norm(self.embed)
+        else:
+            self.classifier = nn.Linear(width, self.num_classes)
+            if spectral:
+                spectral_norm(self.classifier)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(images)
+        logits = self.head(h).view(-1)
+        if self.embed is None and self.classifier is None:
+            return logits
+        pooled = h.sum(dim=(2, 3)) if h.dim() == 4 else h  # global sum pooling
+        if self.embed is not None:  # projection: + <embed(y), phi(x)>
+            return logits + (self.embed(labels) * pooled).sum(1)
+        return logits, self.classifier(pooled)
