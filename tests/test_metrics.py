@@ -4,6 +4,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -163,6 +164,7 @@ def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path)
     page = (sweep / "report.html").read_text()
     assert f"Optuna: best val/fid {results['best_value']}" in page
     assert page.count("finished") == 3
+    assert "Parameter importances (Optuna" in page
 
 
 def test_fid_equals_pytorch_fids_reference_implementation():
@@ -218,3 +220,27 @@ def test_training_the_domain_model_leaves_the_training_rng_alone():
     state = torch.random.get_rng_state()
     train_domain_model(images, None, epochs=1)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_the_sweep_report_ranks_optuna_parameters_by_importance(tmp_path):
+    """A finished Optuna sweep on disk (jobs' overrides, metrics.csv, optimization_results):
+    val/fid follows the lr and ignores the width, so lr ranks first."""
+    from src.report import report
+
+    rng = np.random.default_rng(0)
+    for trial in range(10):
+        lr, width = float(rng.uniform(1e-4, 1e-3)), int(rng.choice([16, 32]))
+        job = tmp_path / str(trial)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"optimizer.lr={lr}", f"model.generator.ngf={width}"])
+        )
+        (job / "metrics.csv").write_text(f"epoch,step,val/fid\n0,10,{1e5 * lr:.4f}\n")
+    (tmp_path / "optimization_results.yaml").write_text(
+        yaml.safe_dump(
+            {"best_params": {"optimizer.lr": 1e-4, "model.generator.ngf": 16}, "best_value": 10.0}
+        )  # fmt: skip
+    )
+    page = report(tmp_path).read_text()
+    assert "Parameter importances (Optuna, mean decrease in impurity): optimizer.lr" in page
+    assert (tmp_path / "report.png").is_file()

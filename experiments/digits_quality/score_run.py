@@ -6,7 +6,9 @@
     python experiments/digits_quality/score_run.py --noise   # uniform noise (floor)
 
 Prints one JSON line per source: `recognisable` is the share of 1,000 samples classified with
-confidence >= 0.9, `class_shares` the share of samples given to each digit 0-9.
+confidence >= 0.9, `class_shares` the share of samples given to each digit 0-9. A conditional
+model is asked for every digit equally often, and `asked_for` is the share classified as the
+digit it was asked for (class-conditional accuracy, by this independent classifier).
 """
 
 import argparse
@@ -25,10 +27,14 @@ from src.generate import generate  # noqa: E402
 from src.utils.checkpoint import load_generator  # noqa: E402
 
 
-def samples_from_checkpoint(ckpt: Path, n: int, seed: int = 1234) -> torch.Tensor:
-    """n samples as the run shows them (EMA generator if kept), from fixed latents."""
+def samples_from_checkpoint(
+    ckpt: Path, n: int, seed: int = 1234
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples as the run shows them (EMA generator if kept), from fixed latents, and the
+    digits a conditional model was asked for (each equally often; None if unconditional)."""
     generator, _ = load_generator(str(ckpt))
-    return generate(generator, n, seed)
+    labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
+    return generate(generator, n, seed, labels), labels
 
 
 def main() -> None:
@@ -44,11 +50,19 @@ def main() -> None:
         sources["held-out real digits"] = split()[1][0]
     if args.noise:
         sources["uniform noise"] = torch.rand(args.n, 1, 32, 32) * 2 - 1
+    asked: dict[str, torch.Tensor] = {}
     for run in args.runs:
         ckpt = run if run.suffix == ".ckpt" else run / "checkpoints" / "last.ckpt"
-        sources[str(run)] = samples_from_checkpoint(ckpt, args.n)
+        sources[str(run)], labels = samples_from_checkpoint(ckpt, args.n)
+        if labels is not None:
+            asked[str(run)] = labels
     for name, images in sources.items():
-        print(json.dumps({"source": name, **score(classifier, images)}), flush=True)
+        result = {"source": name, **score(classifier, images)}
+        if name in asked:
+            with torch.no_grad():
+                predicted = torch.cat([classifier(b).argmax(1) for b in images.split(256)])
+            result["asked_for"] = (predicted == asked[name]).float().mean().item()
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
