@@ -126,3 +126,24 @@ def test_lecam_by_hand():
     ema_real, ema_fake = torch.tensor(0.5), torch.tensor(2.0)
     # relu(r - 2)^2 -> [0, 1]; relu(0.5 - f)^2 -> [2.25, 0.25]
     assert lecam(real, fake, ema_real, ema_fake).item() == pytest.approx(0.5 + 1.25)
+
+
+def test_mode_seeking_is_the_inverse_image_to_latent_distance_ratio():
+    from src.models.losses import mode_seeking
+
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (0, 2), (1, 3)
+    images = torch.zeros(4, 1, 2, 2)
+    images[2] += 0.5
+    images[3] -= 0.5
+    # mean |G(z1) - G(z2)| = 0.5 over mean |z1 - z2| = (2 + 0 + 0 + 2) / 4 = 1
+    assert mode_seeking(images, z).item() == pytest.approx(1 / (0.5 + 1e-5))
+    # G mapping two latents to one image is penalised hardest (1 / eps)
+    assert mode_seeking(torch.zeros(4, 1, 2, 2), z).item() == pytest.approx(1e5)
+
+
+def test_mode_seeking_trains_a_conditional_module_with_paired_classes():
+    from tests.helpers import fit_batches, tiny_module
+
+    module = tiny_module(conditional=True, num_classes=10, mode_seeking_weight=1.0)
+    trainer = fit_batches(module, 2)
+    assert torch.isfinite(trainer.callback_metrics["train/loss_g"])

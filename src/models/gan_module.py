@@ -19,6 +19,7 @@ from src.models.losses import (
     generator_loss,
     gradient_penalty,
     lecam,
+    mode_seeking,
     wgan_gp,
 )
 from src.models.optim import build_optimizer, lr_scale
@@ -45,6 +46,7 @@ class GANModule(LightningModule):
         penalty_weight: float = 10.0,
         penalty_every: int = 1,
         lecam_weight: float = 0.0,
+        mode_seeking_weight: float = 0.0,
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
         augment: list[str] | tuple[str, ...] = ("translation",),
@@ -67,7 +69,9 @@ class GANModule(LightningModule):
             )  # fmt: skip
         if penalty not in PENALTIES:
             raise ConfigError("model.penalty", penalty, f"allowed: {', '.join(PENALTIES)}")
-        for key, value in [("penalty_weight", penalty_weight), ("lecam_weight", lecam_weight)]:
+        weights = {"penalty_weight": penalty_weight, "lecam_weight": lecam_weight,
+                   "mode_seeking_weight": mode_seeking_weight}  # fmt: skip
+        for key, value in weights.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise ConfigError(f"model.{key}", value, "allowed: a number >= 0")
         positive_int("model.penalty_every", penalty_every)
@@ -155,6 +159,9 @@ class GANModule(LightningModule):
         z = self.generator.sample_latent(real.shape[0], device=real.device)
         # conditional: G's labels are drawn uniformly (as in Mimicry and StudioGAN)
         fake_labels = self.generator.sample_labels(real.shape[0], device=real.device)
+        if self.hparams.mode_seeking_weight and fake_labels is not None:
+            half = real.shape[0] // 2  # pairs (i, i + half): one class, two latents
+            fake_labels[half : 2 * half] = fake_labels[:half]
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
             fake = self.generator(z, fake_labels) if self.conditional else self.generator(z)
 
@@ -202,6 +209,8 @@ class GANModule(LightningModule):
                 )
                 if fake_classes is not None:  # AC-GAN: G makes images of the asked class
                     g_loss = g_loss + F.cross_entropy(fake_classes.float(), fake_labels)
+                if self.hparams.mode_seeking_weight:
+                    g_loss = g_loss + self.hparams.mode_seeking_weight * mode_seeking(fake, z)
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 g_bad = step_if_finite(opt_g, g_loss, self.generator)

@@ -119,3 +119,14 @@ def lecam(
         F.relu(real_logits.float() - ema_fake).pow(2).mean()
         + F.relu(ema_real - fake_logits.float()).pow(2).mean()
     )
+
+
+def mode_seeking(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking regularization (Mao et al. 2019, MSGAN), for G: 1 / (ratio + eps) with
+    ratio = mean|G(z1) - G(z2)| / mean|z1 - z2| over the pairs (i, i + n/2) of the batch (the
+    same class when conditional), so G cannot map different latents to one image."""
+    half = images.shape[0] // 2
+    ratio = (images[:half].float() - images[half : 2 * half].float()).abs().mean() / (
+        z[:half].float() - z[half : 2 * half].float()
+    ).abs().mean()
+    return 1 / (ratio + eps)
