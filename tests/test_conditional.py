@@ -225,6 +225,28 @@ def test_every_architecture_trains_conditionally_with_ema_and_spectral_norm(arch
     assert norms and all(int(n.num_batches_tracked) > 0 for n in norms)
 
 
+@pytest.mark.parametrize(
+    ("loss", "penalty", "extra"),
+    [
+        ("bce", "none", {}),
+        ("wasserstein", "wgan_gp", {"d_steps_per_g_step": 2}),
+        ("least_squares", "r1", {"lecam_weight": 0.3}),
+        ("relativistic", "r2", {"condition": "acgan"}),
+    ],
+)
+def test_every_loss_and_penalty_trains_a_conditional_model(loss, penalty, extra):
+    condition = extra.pop("condition", "projection")
+    critic = dcgan.Discriminator(16, 1, ndf=4, norm="none", num_classes=10, condition=condition)
+    module = tiny_module(
+        conditional=True, num_classes=10, condition=condition, discriminator=critic,
+        loss=loss, penalty=penalty, penalty_weight=1.0, **extra,
+    )  # fmt: skip
+    metrics = fit_batches(module, 4).callback_metrics
+    assert torch.isfinite(metrics["train/loss_d"]) and torch.isfinite(metrics["train/loss_g"])
+    if penalty != "none":
+        assert torch.isfinite(metrics["train/penalty"]) and metrics["train/penalty"] > 0
+
+
 def test_the_fixed_grid_has_one_row_per_class_with_shared_columns():
     gan = tiny_module(conditional=True, num_classes=10)
     assert gan.fixed_labels.tolist() == [c for c in range(10) for _ in range(8)]
