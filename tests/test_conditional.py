@@ -420,6 +420,18 @@ def test_a_checkpoint_with_other_classes_is_one_line(conditional_run, train_entr
     one_line(status, err, "model.num_classes=0", "trained with 10 classes")
 
 
+def test_a_folder_with_class_sub_folders_trains_conditionally_streaming(train_entry, tmp_path):
+    root = write_folder(tmp_path / "pets")
+    status, err = train_entry(
+        *CONDITIONAL, "data=folder", f"data.root={root}", "data.image_size=16",
+        "data.batch_size=4", "data.resident=false", "data.num_workers=0",
+    )  # fmt: skip
+    assert status == 0, err
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert checkpoint["class_names"] == ["a", "b"]
+    assert checkpoint["state_dict"]["fixed_labels"].tolist() == [0] * 8 + [1] * 8
+
+
 def test_num_classes_is_not_typed(train_entry):
     status, err = train_entry(*CONDITIONAL, "model.num_classes=5")
     one_line(status, err, "model.num_classes=5", "the data has 10 classes")
