@@ -50,9 +50,13 @@ def test_labels_come_with_their_own_images_in_the_epoch_order(resident):
     assert datamodule.class_names() == [str(d) for d in range(10)]
 
 
-def test_an_unconditional_run_gets_images_only():
+def test_an_unconditional_run_gets_images_only(tmp_path):
     (batch, *_) = epoch_batches(DigitsDataModule(image_size=16, batch_size=8))
     assert isinstance(batch, torch.Tensor)
+    from src.data.idx import MNISTDataModule
+
+    unlabelled = MNISTDataModule(root=str(write_mnist(tmp_path)))  # no label files: still fine
+    assert unlabelled.num_classes == 0 and len(epoch_batches(unlabelled)) == 96 // 64
 
 
 def test_labelled_formats_report_their_classes(tmp_path):
@@ -62,7 +66,7 @@ def test_labelled_formats_report_their_classes(tmp_path):
 
     mnist = MNISTDataModule(root=str(write_mnist(tmp_path / "m", labels=True)), labels=True)
     assert torch.equal(mnist.targets()[:20], torch.arange(20) % 10)
-    assert mnist.class_names()[9] == "9"
+    assert mnist.class_names()[9] == "9" and mnist.num_classes == 10
     fashion = write_mnist(tmp_path / "f", folder="FashionMNIST", labels=True)
     assert (
         MNISTDataModule(root=str(fashion), folder="FashionMNIST").class_names()[9] == "Ankle boot"
@@ -72,6 +76,7 @@ def test_labelled_formats_report_their_classes(tmp_path):
     assert cifar.class_names()[0] == "airplane"
     folder = FolderDataModule(root=str(write_folder(tmp_path / "dir")), image_size=16, labels=True)
     assert folder.class_names() == ["a", "b"]  # the sub-folders, sorted (as ImageFolder)
+    assert folder.num_classes == 2
     paths = folder.dataset.paths
     expected = [0 if p.relative_to(tmp_path / "dir").parts[0] == "a" else 1 for p in paths]
     assert folder.targets().tolist() == expected

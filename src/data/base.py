@@ -160,6 +160,12 @@ class ImageDataModule(LightningDataModule):
         self.setup("fit")
         return getattr(self.dataset, "targets", None)
 
+    @property
+    def num_classes(self) -> int:
+        """The dataset's number of classes (0 when it has no labels)."""
+        names = getattr(self.dataset, "classes", None) if self.targets() is not None else None
+        return len(names or [])
+
     def class_names(self) -> list[str]:
         """The names of the dataset's classes, index = label; a ConfigError when it has none
         (a conditional model needs them)."""
