@@ -440,3 +440,12 @@ def test_a_folder_with_class_sub_folders_trains_conditionally_streaming(train_en
 def test_num_classes_is_not_typed(train_entry):
     status, err = train_entry(*CONDITIONAL, "model.num_classes=5")
     one_line(status, err, "model.num_classes=5", "the data has 10 classes")
+
+
+def test_wandb_shows_the_per_class_grid_with_the_class_names(train_cli, tmp_path):
+    run_dir = train_cli("model.conditional=true", "logger=wandb")
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    (grid,) = (offline / "files" / "media" / "images").glob("samples_*.png")
+    assert Image.open(grid).size == (8 * 34 + 2, 10 * 34 + 2)
+    (events,) = offline.glob("*.wandb")
+    assert b"epoch 0; rows: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in events.read_bytes()
