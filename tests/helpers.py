@@ -114,3 +114,33 @@ def epoch_batches(datamodule, epoch: int = 0) -> list[torch.Tensor]:
     loader = datamodule.train_dataloader()
     loader.sampler.set_epoch(epoch)
     return [datamodule.on_after_batch_transfer(b, 0) for b in loader]
+
+
+def wandb_records(path) -> list:
+    """The protobuf records of a W&B `.wandb` file (what `wandb sync` uploads): a 7-byte
+    header, then LevelDB-log framing (32 KiB blocks; per chunk a CRC, a length and a type:
+    1 full, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    from pathlib import Path
+
+    data, block, position, pending, chunks = Path(path).read_bytes(), 32768, 7, b"", []
+    while position + 7 <= len(data):
+        left = block - position % block
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if left < 7 or (length == 0 and kind == 0):  # block trailer / padding
+            position += left
+            continue
+        piece = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        pending = piece if kind in (1, 2) else pending + piece
+        if kind in (1, 4):
+            chunks.append(pending)
+    records = []
+    for chunk in chunks:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(chunk)
+        records.append(record)
+    return records

@@ -256,3 +256,28 @@ def test_the_wandb_sweep_file_builds_commands_that_src_train_accepts(tmp_path):
     assert cfg.optimizer.lr == trial["optimizer.lr"]
     assert cfg.optimizer.momentum == trial["optimizer.momentum"]
     assert cfg.model.loss == trial["model.loss"]
+
+
+@pytest.mark.slow  # trains the domain model for the quality metrics
+def test_wandb_offline_run_defines_val_metrics_against_epoch_with_best_values(train_cli, tmp_path):
+    """What `wandb sync` uploads: val/fid plotted against the epoch with its minimum in the
+    run summary, val/recall with its maximum."""
+    from tests.helpers import wandb_records
+
+    run_dir = train_cli(
+        "logger=wandb", "trainer.max_epochs=2", "callbacks.quality_metrics.every_n_epochs=1",
+        "callbacks.quality_metrics.num_samples=100", "callbacks.quality_metrics.num_real=200",
+        "callbacks.quality_metrics.domain_epochs=1",
+        f"callbacks.quality_metrics.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    (events,) = (run_dir / "wandb").glob("offline-run-*/*.wandb")
+    records = wandb_records(events)
+    metrics = {r.metric.name: r.metric for r in records if r.WhichOneof("record_type") == "metric"}
+    assert metrics["val/fid"].step_metric == "epoch" and metrics["val/fid"].summary.min
+    assert metrics["val/recall"].summary.max and not metrics["val/recall"].summary.min
+    history = [
+        {item.key or "/".join(item.nested_key): item.value_json for item in r.history.item}
+        for r in records if r.WhichOneof("record_type") == "history"
+    ]  # fmt: skip
+    fids = [float(h["val/fid"]) for h in history if "val/fid" in h]
+    assert len(fids) == 2 and all(h["epoch"] in ("0", "1") for h in history if "val/fid" in h)
