@@ -121,10 +121,9 @@ def wandb_records(path) -> list:
     header, then LevelDB-log framing (32 KiB blocks; per chunk a CRC, a length and a type:
     1 full, 2 first, 3 middle, 4 last)."""
     import struct
+    from pathlib import Path
 
     from wandb.proto import wandb_internal_pb2
-
-    from pathlib import Path
 
     data, block, position, pending, chunks = Path(path).read_bytes(), 32768, 7, b"", []
     while position + 7 <= len(data):
