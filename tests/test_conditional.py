@@ -397,6 +397,7 @@ def test_evaluate_reports_class_metrics_next_to_the_real_floor(conditional_run, 
     assert floor["intra_fid"] < report["metrics"]["intra_fid"]  # 4 batches of training
 
 
+@pytest.mark.slow  # three training runs
 def test_resuming_a_conditional_run_is_bitwise_the_uninterrupted_run(train_entry, tmp_path):
     # optimizer=adam: no lr schedule, whose length would depend on max_epochs
     settings = [*CONDITIONAL, "model.ema_decay=0.9", "model.condition=acgan", "optimizer=adam"]
@@ -442,6 +443,7 @@ def test_num_classes_is_not_typed(train_entry):
     one_line(status, err, "model.num_classes=5", "the data has 10 classes")
 
 
+@pytest.mark.slow  # W&B start-up
 def test_wandb_shows_the_per_class_grid_with_the_class_names(train_cli, tmp_path):
     run_dir = train_cli("model.conditional=true", "logger=wandb")
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
