@@ -176,6 +176,8 @@ PRESETS = {
     "dcgan_lsun64": fixtures.write_lsun,
     "sngan_cifar10": fixtures.write_cifar10,
     "sngan_cnn_cifar10": fixtures.write_cifar10,
+    "resnet_cifar10": fixtures.write_cifar10,
+    "wgan_gp_cifar10": fixtures.write_cifar10,
 }
 
 
@@ -190,6 +192,34 @@ def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     assert f"task_name: {preset}" in config
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        ("sngan_cifar10", {"model.generator._target_": "src.models.sngan.Generator",
+                           "model.loss": "hinge", "model.discriminator.norm": "spectral",
+                           "model.d_steps_per_g_step": 5, "optimizer.lr": 2e-4,
+                           "optimizer.generator.betas": [0.0, 0.9]}),
+        ("resnet_cifar10", {"model.discriminator._target_": "src.models.resnet.Discriminator",
+                            "model.loss": "hinge", "optimizer.discriminator.betas": [0.0, 0.9]}),
+        ("wgan_gp_cifar10", {"model.loss": "wasserstein", "model.penalty": "wgan_gp",
+                             "model.penalty_weight": 10.0, "model.discriminator.norm": "none",
+                             "model.d_steps_per_g_step": 5, "optimizer.lr": 1e-4,
+                             "optimizer.generator.betas": [0.0, 0.9]}),
+    ],
+)  # fmt: skip
+def test_literature_presets_hold_the_published_settings(tmp_path, preset, expected):
+    from omegaconf import OmegaConf
+
+    from src.train import compose_config
+
+    cfg = compose_config([f"experiment={preset}", "data.root=/data"], str(tmp_path / "api"))
+    for key, value in expected.items():
+        found = OmegaConf.select(cfg, key)
+        found = OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
+        assert found == value, key
+    assert OmegaConf.select(cfg, "optimizer.scheduler._target_").endswith("LinearDecayLR")
 
 
 @pytest.mark.slow  # a download attempt
