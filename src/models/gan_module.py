@@ -157,7 +157,7 @@ class GANModule(LightningModule):
         batch_number = self.trainer.fit_loop.total_batch_idx + 1
         g_turn = batch_number % self.hparams.d_steps_per_g_step == 0
         z = self.generator.sample_latent(real.shape[0], device=real.device)
-        # conditional: G's labels are drawn uniformly (as in Mimicry and StudioGAN)
+        # conditional: G's labels are drawn uniformly (as in Mimicry)
         fake_labels = self.generator.sample_labels(real.shape[0], device=real.device)
         if self.hparams.mode_seeking_weight and fake_labels is not None:
             half = real.shape[0] // 2  # pairs (i, i + half): one class, two latents
