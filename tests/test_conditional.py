@@ -202,7 +202,9 @@ def test_conditional_batch_norm_gives_each_class_its_own_scale_and_shift():
 
 
 @pytest.mark.parametrize("condition", ["projection", "acgan"])
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize(
+    "arch", ["dcgan", "sngan", pytest.param("resnet", marks=pytest.mark.slow)]
+)  # the ResNet's step is the slowest on CPU
 def test_every_architecture_trains_conditionally_with_ema_and_spectral_norm(arch, condition):
     module, size, g_kwargs, d_kwargs = ARCHITECTURES[arch]
     torch.manual_seed(0)
@@ -374,6 +376,7 @@ def test_a_label_out_of_range_is_one_line(conditional_run, tmp_path, label):
     one_line(status, err, f"label={label}" if label != "two" else "label='two'", "[0, 9]")
 
 
+@pytest.mark.slow  # a training run of its own
 def test_a_label_for_an_unconditional_model_is_one_line(train_cli, tmp_path):
     run = train_cli("logger=none")
     status, err = run_entry("src.generate", f"ckpt_path={run}/checkpoints/last.ckpt", "label=1",
