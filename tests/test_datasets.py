@@ -181,7 +181,13 @@ PRESETS = {
 }
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+SLOW_PRESETS = ("resnet_cifar10", "wgan_gp_cifar10")  # n_dis 5 with a penalty / the ResNet
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PRESETS else p for p in PRESETS],
+)
 def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     root = PRESETS[preset](tmp_path / "data")
     run_dir = tmp_path / "run"
