@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from src.models.latent import check_num_classes
 from src.utils.errors import ConfigError
 
 CONDITIONS = ("projection", "acgan")
@@ -69,8 +70,7 @@ class Critic(nn.Module):
         super().__init__()
         if condition not in CONDITIONS:
             raise ConfigError("model.condition", condition, f"allowed: {', '.join(CONDITIONS)}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
+        check_num_classes(num_classes)
         self.num_classes, self.condition = num_classes, condition
         self.embed: nn.Embedding | None = None
         self.classifier: nn.Linear | None = None

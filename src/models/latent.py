@@ -20,6 +20,13 @@ def positive_int(key: str, value: object) -> int:
     return value
 
 
+def check_num_classes(num_classes: object) -> int:
+    """model.num_classes, as G and D both receive it: 0 (unconditional) or a class count."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
+    return num_classes
+
+
 class LatentGenerator(nn.Module):
     """Base of every generator: owns the latent prior and `sample_latent`.
 
@@ -44,8 +51,7 @@ class LatentGenerator(nn.Module):
         """Also checks the arguments every generator has: its width, its norm and its number
         of classes (0: unconditional; else G(z, y) with conditional BatchNorm)."""
         super().__init__()
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
+        check_num_classes(num_classes)
         positive_int("model.generator.latent_dim", latent_dim)
         positive_int("model.generator.ngf", ngf)
         check_norm("model.generator.norm", norm)
