@@ -11,10 +11,13 @@
     fused Adam, channels_last, losses logged every 10 steps from device tensors) on the
     resident data path. On GPU also bf16-mixed and compiled variants.
 
-Same networks (src.models.dcgan) for both. Each round times `--warmup` + `--steps` steps of
-every variant in turn (interleaved, so machine drift hits all alike); figures are medians
-over rounds of the steady-state images/s; `ratio=` is the median of the per-round ratios
-ours/plain for the 64x64 case. Peak memory comes from a separate short process per variant.
+Same networks (src.models.dcgan) for both. The `sngan` and `resnet` cases (GPU only by
+default) time our path alone, there being no textbook loop for them, on `model=sngan` /
+`model=resnet` as their YAML builds them, at CIFAR-10's 32x32x3 and SNGAN's batch 64. Each
+round times `--warmup` + `--steps` steps of every variant in turn (interleaved, so machine
+drift hits all alike); figures are medians over rounds of the steady-state images/s;
+`ratio=` is the median of the per-round ratios ours/plain for the 64x64 case. Peak memory
+comes from a separate short process per variant.
 """
 
 import argparse
@@ -38,10 +41,13 @@ from src.models.dcgan import Discriminator, Generator  # noqa: E402
 
 GFLOP_PER_IMAGE_64 = 2.29  # per training step at 64x64 with D frozen in the G step (issue 6)
 CASES = {
-    # name: (image_size, channels, ngf=ndf, batch on CPU, batch on GPU)
+    # name: (image_size, channels, ngf=ndf (None: the model config's), batch CPU, batch GPU)
     "dcgan64": (64, 3, 64, 64, 128),
     "digits": (32, 1, 32, 64, 64),
+    "sngan": (32, 3, None, 64, 64),
+    "resnet": (32, 3, None, 64, 64),
 }
+ARCHITECTURES = ("sngan", "resnet")  # conf/model/<name>.yaml; our path only
 
 
 def sync(device: torch.device) -> None:
@@ -107,7 +113,7 @@ class Ours:
 
     def __init__(
         self, size, channels, width, batch, device, precision="32-true", compile=False,
-        channels_last=True,
+        channels_last=True, architecture=None,
     ):  # fmt: skip
         from src.data.fake import FakeDataModule
         from src.models.gan_module import GANModule
@@ -115,9 +121,14 @@ class Ours:
         torch.manual_seed(0)
         self.device, self.batch, self.precision = device, batch, precision
         adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True)
+        if architecture:
+            generator, discriminator = networks_of(architecture, size, channels)
+        else:
+            generator = Generator(size, channels, 100, ngf=width, latent_components=0)
+            discriminator = Discriminator(size, channels, ndf=width)
         self.module = GANModule(
-            Generator(size, channels, 100, ngf=width, latent_components=0),
-            Discriminator(size, channels, ndf=width),
+            generator,
+            discriminator,
             optimizer_g=adam, optimizer_d=adam, augment=[], compile=compile,
             channels_last=channels_last,
         )  # fmt: skip
@@ -151,6 +162,17 @@ class Ours:
         return steps * self.batch / (marks[1] - marks[0])
 
 
+def networks_of(architecture: str, size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    """G and D exactly as `python -m src.train model=<architecture>` builds them."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    overrides = [f"model={architecture}", f"data.image_size={size}", f"data.channels={channels}"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        model = compose("train", overrides=overrides).model
+    return instantiate(model.generator), instantiate(model.discriminator)
+
+
 class FirstStep:
     """Callback for `src.train`: prints seconds from process start to the first batch's end."""
 
@@ -179,7 +201,11 @@ def startup_seconds(logger: str) -> float:
     return float(out.stdout.split("FIRST_STEP_AT=")[1].split()[0])
 
 
-def variants(device: torch.device) -> dict[str, dict]:
+def variants(device: torch.device, case: str = "") -> dict[str, dict]:
+    if case in ARCHITECTURES:
+        precisions = {"ours": {}, "ours bf16-mixed": {"precision": "bf16-mixed"}}
+        options = precisions if device.type == "cuda" else {"ours": {}}
+        return {name: {**value, "architecture": case} for name, value in options.items()}
     if device.type == "cpu":  # + one ablation: our step without channels_last
         return {"plain": {}, "ours": {}, "ours, contiguous NCHW": {"channels_last": False}}
     return {
@@ -214,7 +240,7 @@ def proc_status_mib(field: str) -> float:
 
 
 def memory_of(case: str, name: str, device: torch.device) -> None:
-    runner, _ = build(name, case, device, variants(device)[name])
+    runner, _ = build(name, case, device, variants(device, case)[name])
     runner.run(1, 0)  # imports, first allocations
     before = proc_status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak: measure training only
@@ -229,7 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cases", nargs="+", default=list(CASES))
+    parser.add_argument("--cases", nargs="+", help="default: all on GPU; dcgan64 digits on CPU")
     parser.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -244,13 +270,15 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name_of}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40)}, "cuda": {"dcgan64": (20, 100),
-             "digits": (20, 200)}}[device.type]  # fmt: skip
+    steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40), "sngan": (2, 6), "resnet": (2, 4)},
+             "cuda": {"dcgan64": (20, 100), "digits": (20, 200), "sngan": (20, 100),
+                      "resnet": (20, 100)}}[device.type]  # fmt: skip
     ratio_line = None
-    for case in args.cases:
+    cases = args.cases or [c for c in CASES if device.type == "cuda" or c not in ARCHITECTURES]
+    for case in cases:
         warmup, n = steps[case]
         runners = {}
-        for name, options in variants(device).items():
+        for name, options in variants(device, case).items():
             runners[name], batch = build(name, case, device, options)
         rates: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(args.rounds):
@@ -265,13 +293,14 @@ def main() -> None:
             if device.type == "cuda" and case == "dcgan64":
                 line += f", {statistics.median(values) * GFLOP_PER_IMAGE_64 / 1e3:.1f} TFLOP/s"
             print(line, flush=True)
+        base = "plain" if "plain" in rates else "ours"
         for name in rates:
-            if name != "plain":
-                paired = [o / p for o, p in zip(rates[name], rates["plain"], strict=True)]
-                print(f"  {name} / plain: {statistics.median(paired):.3f}")
+            if name != base:
+                paired = [o / p for o, p in zip(rates[name], rates[base], strict=True)]
+                print(f"  {name} / {base}: {statistics.median(paired):.3f}")
                 if case == "dcgan64" and name == "ours":
                     ratio_line = f"ratio={statistics.median(paired):.3f}"
-    for logger in ("csv", "wandb"):
+    for logger in ("csv", "wandb") if args.cases is None else ():  # with the whole table
         print(f"startup to the first step done, logger={logger}: {startup_seconds(logger):.1f} s")
     if ratio_line:
         print(ratio_line)
