@@ -1,0 +1,186 @@
+"""The GAN family on the digits: loss x D normalization in `make train`'s budget, several
+seeds, scored on fidelity and diversity together (experiments/gan_family/RESULTS.md).
+
+    python experiments/gan_family/run.py train --seeds 1            # every configuration
+    python experiments/gan_family/run.py train --seeds 2 3 --only hinge/spectral bce/batch
+    python experiments/gan_family/run.py score                      # table.md, fid_recall.png
+
+`train` runs `python -m src.train` with the default settings plus each configuration's
+overrides (80 epochs, Adam 4e-4 / 0.5 decayed over the second half, 20-component latent
+mixture at spread 0.5, DiffAugment translation, one D step per G step), two runs side by
+side with one thread each, into outputs/gan_family/<loss>_<norm>_s<seed>; finished runs are
+skipped. In-training metrics are off (`quality_metrics.every_n_epochs=0`): `score` measures
+every run's last checkpoint the same way, with experiments/conditional/measure.py (1,000
+samples; domain FID/KID, precision, recall, density, coverage against the held-out digits;
+the digit classifier's recognisable share and the least/most frequent digit's share).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "experiments" / "conditional"))
+sys.path.insert(0, str(ROOT / "experiments" / "digits_quality"))
+OUT = ROOT / "outputs" / "gan_family"
+HERE = Path(__file__).resolve().parent
+
+NORMS = {"batch": [], "spectral": ["model.discriminator.norm=spectral"],
+         "none": ["model.discriminator.norm=none"]}  # fmt: skip
+LOSSES = {
+    "bce": [],  # the default: the article's game, non-saturating G loss
+    "hinge": ["model.loss=hinge"],
+    "least_squares": ["model.loss=least_squares"],
+    "relativistic": ["model.loss=relativistic"],
+    # a critic needs its penalty; per-sample gradient norms rule out BatchNorm in D
+    "wasserstein_gp": ["model.loss=wasserstein", "model.penalty=wgan_gp",
+                       "model.penalty_weight=10"],
+}  # fmt: skip
+CONFIGS = {
+    f"{loss}/{norm}": LOSSES[loss] + NORMS[norm]
+    for loss in LOSSES
+    for norm in NORMS
+    if not (loss == "wasserstein_gp" and norm == "batch")
+}
+COMMON = ["logger=csv", "callbacks.quality_metrics.every_n_epochs=0"]
+
+
+def run_dir(config: str, seed: int) -> Path:
+    return OUT / f"{config.replace('/', '_')}_s{seed}"
+
+
+def train(configs: list[str], seeds: list[int], parallel: int) -> None:
+    queue = [(c, s) for s in seeds for c in configs if not finished(run_dir(c, s))]
+    running: list[tuple[subprocess.Popen, str, float]] = []
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    while queue or running:
+        while queue and len(running) < parallel:
+            config, seed = queue.pop(0)
+            directory = run_dir(config, seed)
+            args = [sys.executable, "-m", "src.train", *COMMON, f"seed={seed}",
+                    f"hydra.run.dir={directory}", *CONFIGS[config]]  # fmt: skip
+            log = open(OUT / f"{directory.name}.log", "w")  # noqa: SIM115
+            print(" ".join(args[1:]), flush=True)
+            running.append((subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log),
+                            directory.name, time.monotonic()))  # fmt: skip
+        time.sleep(5)
+        for job in [j for j in running if j[0].poll() is not None]:
+            running.remove(job)
+            print(f"{job[1]}: exit {job[0].returncode}, {time.monotonic() - job[2]:.0f} s",
+                  flush=True)  # fmt: skip
+
+
+def finished(directory: Path) -> bool:
+    return (directory / "checkpoints" / "last.ckpt").exists() and (
+        directory / "checkpoints" / "epoch_079.ckpt"
+    ).exists()
+
+
+COLUMNS = [("fid_domain", "FID", 1), ("kid_domain", "KID", 1), ("precision", "precision", 3),
+           ("recall", "recall", 3), ("density", "density", 2), ("coverage", "coverage", 3),
+           ("recognisable", "recognisable", 3), ("min_share", "min share", 3),
+           ("max_share", "max share", 3)]  # fmt: skip
+
+
+def score() -> None:
+    import torch
+    from digit_classifier import load_or_train
+    from digit_classifier import score as classify
+    from measure import measure
+
+    from src.data.digits import DigitsDataModule
+    from src.metrics.evaluator import Evaluator
+
+    torch.set_num_threads(2)
+    cache = HERE / "results.jsonl"
+    lines = cache.read_text().splitlines() if cache.exists() else []
+    results = [json.loads(line) for line in lines]
+    done = {r["run"] for r in results}
+    evaluator = Evaluator(DigitsDataModule(image_size=32), num_real=1000)
+    classifier = load_or_train()
+    floor = evaluator.floor()
+    judged = classify(classifier, evaluator.held_out)
+    floor |= {k: v for k, v in judged.items() if k != "class_shares"}
+    for config in CONFIGS:
+        for directory in sorted(OUT.glob(f"{config.replace('/', '_')}_s*")):
+            if directory.is_dir() and finished(directory) and directory.name not in done:
+                metrics = measure(directory, evaluator, classifier)
+                seed = int(directory.name.rsplit("_s", 1)[1])
+                results.append({"run": directory.name, "config": config, "seed": seed,
+                                **{k: metrics[k] for k, _, _ in COLUMNS}})  # fmt: skip
+                with cache.open("a") as f:
+                    f.write(json.dumps(results[-1]) + "\n")
+                print(results[-1], flush=True)
+    write_table(results, floor)
+    plot(results, floor)
+
+
+def cell(values: list[float], digits: int) -> str:
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.{digits}f}{spread}"
+
+
+def write_table(results: list[dict], floor: dict) -> None:
+    floor_cells = [f"{floor[k]:.{d}f}" if k in floor else "-" for k, _, d in COLUMNS]
+    lines = ["| loss / D norm | seeds | " + " | ".join(t for _, t, _ in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 2) + "|",
+             "| real vs real (floor) | - | " + " | ".join(floor_cells) + " |"]  # fmt: skip
+    for config in CONFIGS:
+        rows = [r for r in results if r["config"] == config]
+        if rows:
+            seeds = ",".join(str(r["seed"]) for r in sorted(rows, key=lambda r: r["seed"]))
+            cells = [cell([r[k] for r in rows], d) for k, _, d in COLUMNS]
+            lines.append(f"| {config} | {seeds} | " + " | ".join(cells) + " |")
+    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot(results: list[dict], floor: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = {"batch": "o", "spectral": "s", "none": "^"}
+    colours = dict(zip(LOSSES, plt.get_cmap("tab10").colors, strict=False))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in results:
+        loss, norm = r["config"].split("/")
+        ax.scatter(r["recall"], r["fid_domain"], marker=markers[norm], color=colours[loss],
+                   alpha=0.8)  # fmt: skip
+    for loss, colour in colours.items():
+        ax.scatter([], [], color=colour, label=loss)
+    for norm, marker in markers.items():
+        ax.scatter([], [], marker=marker, color="grey", label=f"D norm: {norm}")
+    ax.scatter(floor["recall"], floor["fid_domain"], marker="*", s=200, color="black",
+               label="real vs real")  # fmt: skip
+    ax.axhline(1.5 * floor["fid_domain"], ls="--", color="grey", lw=0.8)
+    ax.axvline(0.8, ls="--", color="grey", lw=0.8)
+    ax.set(xlabel="recall (k-NN, domain features)", ylabel="domain FID (log)", yscale="log",
+           title="Digits, 80 epochs, one point per run; dashed: the issue's targets")  # fmt: skip
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(HERE / "fid_recall.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["train", "score"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--parallel", type=int, default=2)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.command == "train":
+        train(args.only, args.seeds, args.parallel)
+    else:
+        score()
+
+
+if __name__ == "__main__":
+    main()
