@@ -163,7 +163,7 @@ def plot(results: list[dict], floor: dict) -> None:
     ax.axvline(0.8, ls="--", color="grey", lw=0.8)
     ax.set(xlabel="recall (k-NN, domain features)", ylabel="domain FID (log)", yscale="log",
            title="Digits, 80 epochs, one point per run; dashed: the issue's targets")  # fmt: skip
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(HERE / "fid_recall.png", dpi=110)
 
