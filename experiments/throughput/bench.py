@@ -164,12 +164,12 @@ class Ours:
 
 def networks_of(architecture: str, size: int, channels: int) -> tuple[nn.Module, nn.Module]:
     """G and D exactly as `python -m src.train model=<architecture>` builds them."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from src.train import compose_config
+
     overrides = [f"model={architecture}", f"data.image_size={size}", f"data.channels={channels}"]
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        model = compose("train", overrides=overrides).model
+    model = compose_config(overrides).model
     return instantiate(model.generator), instantiate(model.discriminator)
 
 

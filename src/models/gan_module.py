@@ -179,8 +179,9 @@ class GANModule(LightningModule):
             d_loss = d_loss + F.cross_entropy(real_classes.float(), labels)
         logs: dict[str, torch.Tensor] = {}
         if penalty:
-            logits = real_logits if penalty == "r1" else fake_logits
-            term = self.penalty_term(penalty, (real_in, labels), (fake_in, fake_labels), logits)
+            term = self.penalty_term(
+                penalty, (real_in, labels, real_logits), (fake_in, fake_labels, fake_logits)
+            )
             # lazy regularization: every k-th D step, k times as strong (Karras et al. 2020)
             d_loss = d_loss + self.hparams.penalty_every * term
             logs["train/penalty"] = term.detach()
@@ -261,12 +262,12 @@ class GANModule(LightningModule):
         return penalty if penalty != "none" and batch_number % every == 0 else None
 
     def penalty_term(
-        self, penalty: str, real: tuple[torch.Tensor, torch.Tensor | None],
-        fake: tuple[torch.Tensor, torch.Tensor | None], logits: torch.Tensor,
+        self, penalty: str, real: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
+        fake: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
     ) -> torch.Tensor:  # fmt: skip
         """penalty_weight x the penalty: WGAN-GP's lambda E[(||grad||-1)^2], or R1 (on real
         images, Mescheder et al. 2018) / R2 (on generated ones) gamma/2 E[||grad||^2].
-        `real`/`fake`: the (images, labels) D saw; `logits`: D's output on the penalised ones.
+        `real`/`fake`: the (images, labels, logits) of this D step's forward.
         Conditional WGAN-GP evaluates D at the interpolates with the real images' labels.
 
         torch.compile's aot_autograd has no double backward, so a compiled D is penalised
@@ -276,10 +277,9 @@ class GANModule(LightningModule):
         if penalty == "wgan_gp":
             critic = lambda x: self.critic(x, real[1], eager)[0]  # noqa: E731
             return weight * wgan_gp(critic, real[0], fake[0])
-        images, labels = real if penalty == "r1" else fake
+        images, labels, logits = real if penalty == "r1" else fake
         critic = lambda x: self.critic(x, labels, eager)[0]  # noqa: E731
-        penalty = gradient_penalty(critic, images, None if eager else logits)
-        return weight / 2 * penalty.mean()
+        return weight / 2 * gradient_penalty(critic, images, None if eager else logits).mean()
 
     @torch.no_grad()
     def update_lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
