@@ -47,7 +47,7 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     model.class_names = class_names
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
-    with distributed.processes_for_this_job(), finished(loggers):
+    with finished(loggers), distributed.processes_for_this_job():
         trainer = instantiate(
             cfg.trainer, callbacks=callbacks, logger=loggers, strategy=choose_strategy(cfg.trainer)
         )

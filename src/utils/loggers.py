@@ -191,13 +191,26 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
 def finished(loggers: list[Logger]) -> Iterator[None]:
     """Ends this job's W&B run on the way out, so the next job of a multirun (or the next
     run in the same process) starts its own run instead of reusing this one; a failed job's
-    run is marked failed."""
+    run is marked failed. The run's files are complete on disk when this returns: `finish`
+    only tells W&B's service process that the run ended, and the service writes the rest of
+    the event log (`run-*.wandb`, what `wandb sync` uploads) when it closes the run, so this
+    waits for the service to shut down (the next run starts a new one)."""
     failed = True
     try:
         yield
         failed = False
     finally:
-        for logger in loggers:
-            if isinstance(logger, WandbLogger) and logger._experiment is not None:
-                logger._experiment.finish(exit_code=1 if failed else 0)
-                logger._experiment = None
+        wandb_runs = [
+            logger for logger in loggers
+            if isinstance(logger, WandbLogger) and logger._experiment is not None
+        ]  # fmt: skip
+        for logger in wandb_runs:
+            logger._experiment.finish(exit_code=1 if failed else 0)
+            logger._experiment = None
+        if wandb_runs:
+            import wandb
+
+            try:
+                wandb.teardown()
+            except (Exception, SystemExit) as error:  # never hide the job's own outcome
+                log.warning("W&B did not shut down cleanly (%s)", error)
