@@ -22,18 +22,24 @@ from src.utils.checkpoint import atomic_torch_save
 
 log = logging.getLogger(__name__)
 FEATURES = 128
-VERSION = 1  # bump when the architecture or training changes: old caches are retrained
+VERSION = 2  # bump when the architecture or training changes: old caches are retrained
 
 
 class DomainCNN(nn.Module):
-    """Images in [-1, 1] (any power-of-two size >= 16) -> 128-d features and class logits."""
+    """Images in [-1, 1] (any power-of-two size >= 16) -> 128-d features and class logits.
+    BatchNorm after each convolution: with it the recipe below reaches a higher held-out
+    accuracy in 4 epochs than the plain net did in 15 (experiments/metric_cost)."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
+
+        def block(inputs: int, outputs: int) -> list[nn.Module]:
+            conv = nn.Conv2d(inputs, outputs, 3, padding=1, bias=False)
+            return [conv, nn.BatchNorm2d(outputs), nn.ReLU()]
+
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+            *block(channels, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2),
+            *block(64, 128), nn.AdaptiveAvgPool2d(4),
             nn.Flatten(), nn.Linear(128 * 16, FEATURES), nn.ReLU(),
         )  # fmt: skip
         self.head = nn.Linear(FEATURES, num_classes)
@@ -84,18 +90,24 @@ def train_domain_model(
     # GAN's noise stream, or a run would depend on whether the cache existed.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = DomainCNN(images.shape[1], num_classes)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net = DomainCNN(images.shape[1], num_classes).to(memory_format=torch.channels_last)
+    batch_size = 64
+    optimizer = torch.optim.Adam(net.parameters())
+    # One cycle (Smith & Topin 2019): warm up to a high rate, anneal to ~0 at the last step.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=1e-2, epochs=epochs, steps_per_epoch=-(-len(x_train) // batch_size)
+    )
     for _ in range(epochs):
         net.train()
-        for batch in torch.randperm(len(x_train), generator=generator).split(64):
-            x = x_train[batch]
+        for batch in torch.randperm(len(x_train), generator=generator).split(batch_size):
             shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
-            x = torch.roll(x, shifts=shift, dims=(2, 3))  # small translations
+            x = torch.roll(x_train[batch], shifts=shift, dims=(2, 3))  # small translations
+            x = x.contiguous(memory_format=torch.channels_last)  # ~1.5x faster convs on CPU
             loss = F.cross_entropy(net.head(net.features(x)), y_train[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
     net.eval()
     with torch.no_grad():
         predictions = torch.cat([net.head(net.features(b)).argmax(1) for b in x_test.split(512)])
@@ -107,7 +119,7 @@ def load_or_train(
     labels: torch.Tensor | None,
     fingerprint: str,
     cache_dir: Path,
-    epochs: int = 15,
+    epochs: int = 4,
 ) -> DomainModel:
     """The cached model for this data (same fingerprint), else a freshly trained one."""
     key = hashlib.sha1(f"{VERSION}|{fingerprint}|{tuple(images.shape[1:])}|{labels is None}"

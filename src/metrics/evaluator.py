@@ -39,7 +39,7 @@ class Evaluator:
         self,
         datamodule: ImageDataModule,
         num_real: int = 1000,
-        epochs: int = 15,
+        epochs: int = 4,
         cache_dir: str | Path | None = None,
         inception_weights: str | None = None,
         use_inception: bool = False,
