@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from src.models.latent import check_num_classes
+from src.models.latent import check_norm, check_num_classes, positive_int
 from src.utils.errors import ConfigError
 
 CONDITIONS = ("projection", "acgan")
@@ -66,8 +66,11 @@ class Critic(nn.Module):
     term reads the globally sum-pooled features phi(x), as in Miyato & Koyama's ResNets, so
     it asks "is this class present" rather than matching a per-position template."""
 
-    def __init__(self, num_classes: int = 0, condition: str = "projection"):
+    def __init__(self, ndf: int, norm: str, num_classes: int = 0, condition: str = "projection"):
+        """Also checks the arguments every discriminator has: its width and its norm."""
         super().__init__()
+        positive_int("model.discriminator.ndf", ndf)
+        check_norm("model.discriminator.norm", norm)
         if condition not in CONDITIONS:
             raise ConfigError("model.condition", condition, f"allowed: {', '.join(CONDITIONS)}")
         check_num_classes(num_classes)

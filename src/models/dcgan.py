@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm
-from src.models.latent import LatentGenerator, check_norm, positive_int
+from src.models.latent import LatentGenerator
 from src.utils.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
@@ -101,9 +101,7 @@ class Discriminator(Critic):
         num_classes: int = 0,
         condition: str = "projection",
     ):
-        super().__init__(num_classes, condition)
-        positive_int("model.discriminator.ndf", ndf)
-        check_norm("model.discriminator.norm", norm)
+        super().__init__(ndf, norm, num_classes, condition)
         scales = num_scales(image_size)
         # No BatchNorm on the first block (DCGAN paper, section 3).
         layers: list[nn.Module] = [

@@ -17,7 +17,7 @@ from torch import nn
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm, call
 from src.models.dcgan import spectral_norm_convs
-from src.models.latent import LatentGenerator, check_norm, positive_int
+from src.models.latent import LatentGenerator
 from src.utils.errors import ConfigError
 
 # image size -> (bottom width, G widths as ngf divisors, D widths as ndf divisors with a
@@ -133,9 +133,8 @@ class Discriminator(Critic):
         num_classes: int = 0,
         condition: str = "projection",
     ):
-        super().__init__(num_classes, condition)
-        positive_int("model.discriminator.ndf", ndf)
-        if check_norm("model.discriminator.norm", norm) == "batch":
+        super().__init__(ndf, norm, num_classes, condition)
+        if norm == "batch":
             raise ConfigError(
                 "model.discriminator.norm", norm, "allowed for model=resnet: spectral, none"
             )

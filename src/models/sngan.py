@@ -12,7 +12,7 @@ from torch import nn
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm
 from src.models.dcgan import spectral_norm_convs
-from src.models.latent import LatentGenerator, check_norm, positive_int
+from src.models.latent import LatentGenerator
 from src.utils.errors import ConfigError
 
 SIZES = (32, 48, 64)
@@ -73,9 +73,7 @@ class Discriminator(Critic):
         num_classes: int = 0,
         condition: str = "projection",
     ):
-        super().__init__(num_classes, condition)
-        positive_int("model.discriminator.ndf", ndf)
-        check_norm("model.discriminator.norm", norm)
+        super().__init__(ndf, norm, num_classes, condition)
         bottom = bottom_width(image_size)
         widths = [ndf, ndf, 2 * ndf, 2 * ndf, 4 * ndf, 4 * ndf, 8 * ndf]
         layers: list[nn.Module] = []
