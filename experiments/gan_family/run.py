@@ -74,7 +74,7 @@ def name(config: str) -> str:
 
 
 def train(configs: list[str], seeds: list[int], parallel: int) -> None:
-    queue = [(c, s) for s in seeds for c in configs if not finished(run_dir(c, s))]
+    queue = [(c, s) for c in configs for s in seeds if not finished(run_dir(c, s))]
     running: list[tuple[subprocess.Popen, str, float]] = []
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     while queue or running:
