@@ -35,6 +35,7 @@ from src.data.base import to_float  # noqa: E402
 from src.data.digits import DigitsDataModule  # noqa: E402
 from src.data.idx import MNISTDataModule  # noqa: E402
 from src.metrics import domain  # noqa: E402
+from tests.fixtures import write_idx, write_idx_labels  # noqa: E402  (MNIST's IDX format)
 
 
 def write_dataset(root: Path, n: int = 5000, seed: int = 0) -> None:
@@ -54,11 +55,8 @@ def write_dataset(root: Path, n: int = 5000, seed: int = 0) -> None:
     pixels = (torch.stack(images)[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     labels = digits.target[index.numpy()].astype(np.uint8)
     raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    header = bytes([0, 0, 8, 3]) + b"".join(v.to_bytes(4, "big") for v in pixels.shape)
-    (raw / "train-images-idx3-ubyte").write_bytes(header + pixels.tobytes())
-    header = bytes([0, 0, 8, 1]) + n.to_bytes(4, "big")
-    (raw / "train-labels-idx1-ubyte").write_bytes(header + labels.tobytes())
+    write_idx(raw / "train-images-idx3-ubyte", pixels)
+    write_idx_labels(raw / "train-labels-idx1-ubyte", labels)
     print(f"wrote {n} images and labels under {raw}")
 
 
