@@ -66,8 +66,9 @@ class Critic(nn.Module):
     term reads the globally sum-pooled features phi(x), as in Miyato & Koyama's ResNets, so
     it asks "is this class present" rather than matching a per-position template."""
 
-    def __init__(self, ndf: int, norm: str, num_classes: int = 0, condition: str = "projection"):
-        """Also checks the arguments every discriminator has: its width and its norm."""
+    def __init__(self, ndf: int, norm: str, *, num_classes: int = 0, condition: str = "projection"):
+        """Also checks the arguments every discriminator has: its width, its norm and its
+        classes. Subclasses take the keyword-only ones as `**common` and pass them here."""
         super().__init__()
         positive_int("model.discriminator.ndf", ndf)
         check_norm("model.discriminator.norm", norm)

@@ -1,6 +1,7 @@
 """DCGAN generator and discriminator (Radford et al. 2016) for any power-of-two resolution."""
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,18 +48,10 @@ class Generator(LatentGenerator):
     every BatchNorm is conditional on the label."""
 
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        latent_dim: int = 100,
-        *,
-        ngf: int,
-        latent_components: int,
-        component_spread: float = 0.5,
-        norm: str = "batch",
-        num_classes: int = 0,
+        self, image_size: int, channels: int, latent_dim: int = 100, *, ngf: int, **common: Any
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
+        super().__init__(latent_dim, ngf, **common)
+        norm, num_classes = self.norm, self.num_classes
 
         def norm_layer(width: int) -> nn.Module:
             return batch_norm(width, num_classes) if norm != "none" else nn.Identity()
@@ -92,16 +85,9 @@ class Discriminator(Critic):
     With classes, the projection or classifier reads the sum-pooled 4x4 features."""
 
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        *,
-        ndf: int,
-        norm: str = "batch",
-        num_classes: int = 0,
-        condition: str = "projection",
+        self, image_size: int, channels: int, *, ndf: int, norm: str = "batch", **common: Any
     ):
-        super().__init__(ndf, norm, num_classes, condition)
+        super().__init__(ndf, norm, **common)
         scales = num_scales(image_size)
         # No BatchNorm on the first block (DCGAN paper, section 3).
         layers: list[nn.Module] = [

@@ -42,14 +42,16 @@ class LatentGenerator(nn.Module):
     def __init__(
         self,
         latent_dim: int,
-        latent_components: int,
-        component_spread: float,
         ngf: int,
-        norm: str,
+        *,
+        latent_components: int,
+        component_spread: float = 0.5,
+        norm: str = "batch",
         num_classes: int = 0,
     ):
         """Also checks the arguments every generator has: its width, its norm and its number
-        of classes (0: unconditional; else G(z, y) with conditional BatchNorm)."""
+        of classes (0: unconditional; else G(z, y) with conditional BatchNorm). Subclasses
+        take the keyword-only ones as `**common` and pass them here."""
         super().__init__()
         check_num_classes(num_classes)
         positive_int("model.generator.latent_dim", latent_dim)
@@ -62,9 +64,8 @@ class LatentGenerator(nn.Module):
             )  # fmt: skip
         if not (isinstance(component_spread, int | float) and 0 < component_spread < float("inf")):
             raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
-        self.latent_dim = latent_dim
-        self.latent_components = latent_components
-        self.num_classes = num_classes
+        self.latent_dim, self.latent_components = latent_dim, latent_components
+        self.norm, self.num_classes = norm, num_classes
         if latent_components:
             centres = torch.randn(latent_components, latent_dim) * component_spread
             self.register_buffer("latent_centres", centres)

@@ -10,6 +10,7 @@ parameter counts are theirs (tests/test_models.py).
 """
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,18 +83,10 @@ class DBlock(nn.Module):
 
 class Generator(LatentGenerator):
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        latent_dim: int = 128,
-        *,
-        ngf: int,
-        latent_components: int,
-        component_spread: float = 0.5,
-        norm: str = "batch",
-        num_classes: int = 0,
+        self, image_size: int, channels: int, latent_dim: int = 128, *, ngf: int, **common: Any
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
+        super().__init__(latent_dim, ngf, **common)
+        norm, num_classes = self.norm, self.num_classes
         self.bottom, divisors, _, _ = layout(image_size)
         widths = [ngf // d for d in divisors]
         if min(widths) < 1:
@@ -124,16 +117,9 @@ class Generator(LatentGenerator):
 
 class Discriminator(Critic):
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        *,
-        ndf: int,
-        norm: str = "spectral",
-        num_classes: int = 0,
-        condition: str = "projection",
+        self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral", **common: Any
     ):
-        super().__init__(ndf, norm, num_classes, condition)
+        super().__init__(ndf, norm, **common)
         if norm == "batch":
             raise ConfigError(
                 "model.discriminator.norm", norm, "allowed for model=resnet: spectral, none"

@@ -7,6 +7,8 @@ LeakyReLU(0.1) -> linear -> one logit, spectral normalization on every layer by 
 Widths ngf = ndf = 64 give the paper's 512/256/128/64 channels.
 """
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -28,18 +30,10 @@ def bottom_width(image_size: int) -> int:
 
 class Generator(LatentGenerator):
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        latent_dim: int = 128,
-        *,
-        ngf: int,
-        latent_components: int,
-        component_spread: float = 0.5,
-        norm: str = "batch",
-        num_classes: int = 0,
+        self, image_size: int, channels: int, latent_dim: int = 128, *, ngf: int, **common: Any
     ):
-        super().__init__(latent_dim, latent_components, component_spread, ngf, norm, num_classes)
+        super().__init__(latent_dim, ngf, **common)
+        norm, num_classes = self.norm, self.num_classes
         self.bottom = bottom_width(image_size)
         self.width = 8 * ngf
         self.linear = nn.Linear(latent_dim, self.bottom**2 * self.width)
@@ -64,16 +58,9 @@ class Generator(LatentGenerator):
 
 class Discriminator(Critic):
     def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        *,
-        ndf: int,
-        norm: str = "spectral",
-        num_classes: int = 0,
-        condition: str = "projection",
+        self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral", **common: Any
     ):
-        super().__init__(ndf, norm, num_classes, condition)
+        super().__init__(ndf, norm, **common)
         bottom = bottom_width(image_size)
         widths = [ndf, ndf, 2 * ndf, 2 * ndf, 4 * ndf, 4 * ndf, 8 * ndf]
         layers: list[nn.Module] = []
