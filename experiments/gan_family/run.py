@@ -5,6 +5,9 @@ seeds, scored on fidelity and diversity together (experiments/gan_family/RESULTS
     python experiments/gan_family/run.py train --seeds 2 3 --only hinge/spectral bce/batch
     python experiments/gan_family/run.py train --seeds 1 2 3 \\
         --only "sngan-16 least_squares/spectral" "resnet-16 least_squares/spectral"
+    python experiments/gan_family/run.py train --seeds 1 2 3 --only \\
+        "ema-0.999 least_squares/spectral" "lecam-0.3 least_squares/spectral" \\
+        "conditional least_squares/spectral"
     python experiments/gan_family/run.py score                      # table.md, fid_recall.png
 
 `train` runs `python -m src.train` with the default settings plus each configuration's
@@ -62,6 +65,16 @@ ARCHITECTURES = {
     for arch in ("sngan", "resnet")
 }  # fmt: skip
 CONFIGS |= ARCHITECTURES
+# The default pair (least squares + spectral-norm D) with one more stabilizer each: an EMA of
+# G's weights (sampled from; Yaz et al. 2019, StudioGAN's `ema`), LeCam (Tseng et al. 2021,
+# weight 0.3, for limited data with DiffAugment), and class conditioning (projection D).
+VARIANTS = {
+    f"{variant} least_squares/spectral": LOSSES["least_squares"] + NORMS["spectral"] + [override]
+    for variant, override in [("ema-0.999", "model.ema_decay=0.999"),
+                              ("lecam-0.3", "model.lecam_weight=0.3"),
+                              ("conditional", "model.conditional=true")]
+}  # fmt: skip
+CONFIGS |= VARIANTS
 COMMON = ["logger=csv", "callbacks.quality_metrics.every_n_epochs=0"]
 
 
@@ -172,7 +185,8 @@ def plot(results: list[dict], floor: dict) -> None:
     markers = {"batch": "o", "spectral": "s", "none": "^"}
     colours = dict(zip(LOSSES, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(7, 5))
-    architectures = {"sngan-16": "D", "resnet-16": "P"}
+    architectures = {"sngan-16": "D", "resnet-16": "P", "ema-0.999": "v", "lecam-0.3": "<",
+                     "conditional": "X"}  # fmt: skip
     for r in results:
         arch, _, pair = r["config"].rpartition(" ")
         loss, norm = pair.split("/")
