@@ -76,7 +76,9 @@ def tiny_module(
     from src.models.gan_module import GANModule
 
     seed_everything(0)
+    # the DCGAN paper's game (BCE, BatchNorm D) and no augmentation unless a test asks
     kwargs.setdefault("augment", [])
+    kwargs.setdefault("loss", "bce")
     if optimizer == "adam":
         factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
     else:
@@ -84,7 +86,7 @@ def tiny_module(
     classes = kwargs.get("num_classes", 0)
     return GANModule(
         Generator(16, 1, latent_dim=8, ngf=4, latent_components=0, num_classes=classes),
-        discriminator or Discriminator(16, 1, ndf=4, num_classes=classes),
+        discriminator or Discriminator(16, 1, ndf=4, norm="batch", num_classes=classes),
         optimizer_g=factory,
         optimizer_d=factory,
         **kwargs,

@@ -93,7 +93,7 @@ def networks() -> tuple[torch.nn.Module, torch.nn.Module]:
     depends on its batch-mates, so 2 x 8 images must give the gradient of 1 x 16."""
     torch.manual_seed(0)
     return Generator(16, 1, latent_dim=8, ngf=4, latent_components=0).eval(), Discriminator(
-        16, 1, ndf=4
+        16, 1, ndf=4, norm="batch"
     ).eval()
 
 

@@ -5,6 +5,7 @@ from src.models import resnet, sngan
 from src.models.dcgan import Discriminator, Generator
 
 G = {"ngf": 64, "latent_components": 0}  # the DCGAN paper's generator
+D = {"ndf": 64, "norm": "batch"}  # and discriminator
 
 
 def count(module: torch.nn.Module) -> int:
@@ -16,7 +17,7 @@ def test_64x64_parameter_counts_match_the_pytorch_dcgan_example():
         count(Generator(image_size=64, channels=3, latent_dim=100, ngf=64, latent_components=0))
         == 3_576_704
     )
-    assert count(Discriminator(image_size=64, channels=3, ndf=64)) == 2_765_568
+    assert count(Discriminator(image_size=64, channels=3, ndf=64, norm="batch")) == 2_765_568
 
 
 @pytest.mark.parametrize("image_size", [16, 32, 64, 128, 256])
@@ -36,11 +37,11 @@ def test_blocks_follow_the_resolution():
         return sum(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules())
 
     assert convs(Generator(64, 3, **G)) == convs(Generator(32, 3, **G)) + 1 == 5
-    assert convs(Discriminator(64, 3, ndf=64)) == convs(Discriminator(32, 3, ndf=64)) + 1 == 5
+    assert convs(Discriminator(64, 3, **D)) == convs(Discriminator(32, 3, **D)) + 1 == 5
 
 
 def test_discriminator_has_no_batchnorm_on_its_first_block_and_no_sigmoid():
-    layers = list(Discriminator(64, 3, ndf=64).net)
+    layers = list(Discriminator(64, 3, ndf=64, norm="batch").net)
     assert isinstance(layers[0], torch.nn.Conv2d) and isinstance(layers[1], torch.nn.LeakyReLU)
     assert layers[1].negative_slope == 0.2
     assert not any(isinstance(m, torch.nn.Sigmoid) for m in layers)

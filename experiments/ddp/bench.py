@@ -56,7 +56,7 @@ def images_per_second(devices: int, hardware: str) -> float:
 def bytes_per_step() -> tuple[int, int]:
     from src.models.dcgan import Discriminator, Generator
 
-    d = sum(p.numel() for p in Discriminator(32, 1, ndf=32).parameters())
+    d = sum(p.numel() for p in Discriminator(32, 1, ndf=32, norm="batch").parameters())
     g = sum(p.numel() for p in Generator(32, 1, 100, ngf=32, latent_components=0).parameters())
     return d, g
 

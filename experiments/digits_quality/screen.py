@@ -70,7 +70,7 @@ data, _ = load_digits_images(32)
 data = ((data + 1) * 127.5).round().to(torch.uint8)
 nz = a.nz + a.cat
 G = Generator(32, 1, nz, ngf=a.ngf, latent_components=0)
-D = Discriminator(32, 1, ndf=a.ndf)
+D = Discriminator(32, 1, ndf=a.ndf, norm="batch")
 if a.cat:
     # Q head on D's last feature map (InfoGAN)
     D_body = D.net[:-1]

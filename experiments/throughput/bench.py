@@ -62,7 +62,8 @@ class PlainLoop:
         torch.manual_seed(0)
         self.device, self.batch = device, batch
         self.G = Generator(size, channels, 100, ngf=width, latent_components=0).to(device)
-        self.D = nn.Sequential(Discriminator(size, channels, ndf=width), nn.Sigmoid()).to(device)
+        discriminator = Discriminator(size, channels, ndf=width, norm="batch")
+        self.D = nn.Sequential(discriminator, nn.Sigmoid()).to(device)
         self.criterion = nn.BCELoss()
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -125,11 +126,11 @@ class Ours:
             generator, discriminator = networks_of(architecture, size, channels)
         else:
             generator = Generator(size, channels, 100, ngf=width, latent_components=0)
-            discriminator = Discriminator(size, channels, ndf=width)
+            discriminator = Discriminator(size, channels, ndf=width, norm="batch")
         self.module = GANModule(
             generator,
             discriminator,
-            optimizer_g=adam, optimizer_d=adam, augment=[], compile=compile,
+            optimizer_g=adam, optimizer_d=adam, loss="bce", augment=[], compile=compile,
             channels_last=channels_last,
         )  # fmt: skip
         self.make_data = lambda n: FakeDataModule(

@@ -82,10 +82,11 @@ class Generator(LatentGenerator):
 
 class Discriminator(Critic):
     """image -> 4x4 -> one real/fake logit per image (no Sigmoid: losses use the logit forms).
-    With classes, the projection or classifier reads the sum-pooled 4x4 features."""
+    With classes, the projection or classifier reads the sum-pooled 4x4 features.
+    norm: spectral, the template's default (conf/model/dcgan.yaml); batch is the paper's."""
 
     def __init__(
-        self, image_size: int, channels: int, *, ndf: int, norm: str = "batch", **common: Any
+        self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral", **common: Any
     ):
         super().__init__(ndf, norm, **common)
         scales = num_scales(image_size)

@@ -41,7 +41,7 @@ class GANModule(LightningModule):
         optimizer_d: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         scale_lr: str = "none",
-        loss: str = "bce",
+        loss: str = "least_squares",
         g_objective: str = "non_saturating",
         penalty: str = "none",
         penalty_weight: float = 10.0,
