@@ -38,8 +38,9 @@ class PoisonedDiscriminator(Discriminator):
 
 
 class DumpWeights(Callback):
-    """Writes each rank's parameters (and spectral norm's power-iteration vectors) to
-    `<dirpath>/rank_<r>.pt` when training ends."""
+    """Writes each rank's parameters (and the buffers that must agree across ranks: spectral
+    norm's power-iteration vectors, LeCam's averages) to `<dirpath>/rank_<r>.pt` when
+    training ends."""
 
     def __init__(self, dirpath: str):
         self.dirpath = dirpath
@@ -47,7 +48,7 @@ class DumpWeights(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
         params |= {
-            n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(("_u", "_v"))
+            n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(("_u", "_v", "lecam_ema"))
         }
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
 

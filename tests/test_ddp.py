@@ -32,13 +32,15 @@ def run_cli(*args, **kwargs):
 
 @pytest.mark.parametrize("norm", ["batch", "spectral"])
 def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm):
-    """With spectral norm the power-iteration vectors (buffers) stay identical too, and an R1
-    penalty's gradients (a double backward) are part of the one all-reduce."""
+    """With spectral norm the power-iteration vectors (buffers) stay identical too, an R1
+    penalty's gradients (a double backward) are part of the one all-reduce, and LeCam's
+    moving averages (buffers) are taken over the global batch."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
-        *(["model.penalty=r1", "model.penalty_weight=1"] if norm == "spectral" else []),
+        *(["model.penalty=r1", "model.penalty_weight=1", "model.lecam_weight=0.3"]
+          if norm == "spectral" else []),
         "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
@@ -49,6 +51,7 @@ def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, nor
     rank0, rank1 = (torch.load(tmp_path / f"rank_{r}.pt") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     assert any(name.endswith("._u") for name in rank0) == (norm == "spectral")
+    assert ("lecam_ema" in rank0) == (norm == "spectral")
     for name in rank0:  # 6 D and 6 G updates later, still bitwise the same
         assert torch.equal(rank0[name], rank1[name]), name
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")

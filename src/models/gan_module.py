@@ -284,6 +284,9 @@ class GANModule(LightningModule):
     @torch.no_grad()
     def update_lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
         means = torch.stack([real_logits.float().mean(), fake_logits.float().mean()])
+        # over the global batch under data parallelism: the averages stay equal on every
+        # rank, so the checkpoint's (rank 0's) is every rank's and a resume continues exactly
+        means = self.trainer.strategy.reduce(means, reduce_op="mean")
         self.lecam_ema.lerp_(means, 0.01)  # decay 0.99, as in Tseng et al.'s code
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
