@@ -46,6 +46,41 @@ def test_sigkilled_run_resumes_to_the_bitwise_same_weights(tmp_path):
                 assert torch.equal(value, opt_b["state"][p][key]), (p, key)
 
 
+@pytest.mark.slow  # three training runs
+def test_resume_with_spectral_norm_lazy_r1_and_lecam_is_bitwise(train_entry, tmp_path):
+    """Spectral norm's vectors, the lazy penalty's batch counter (every 3rd of 4 batches per
+    epoch: the resumed epoch's first due step is its 2nd batch) and LeCam's averages all
+    continue exactly: 1 epoch + resume to 2 equals 2 epochs, bitwise."""
+    # optimizer=adam: no lr schedule, whose length would depend on max_epochs
+    settings = ["model.generator.norm=spectral", "model.discriminator.norm=spectral",
+                "model.penalty=r1", "model.penalty_weight=1", "model.penalty_every=3",
+                "model.lecam_weight=0.3", "optimizer=adam"]  # fmt: skip
+    status, err = train_entry(*settings, "trainer.max_epochs=2", run_dir=tmp_path / "full")
+    assert status == 0, err
+    status, err = train_entry(*settings, run_dir=tmp_path / "first")
+    assert status == 0, err
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    status, err = train_entry(
+        *settings, "trainer.max_epochs=2", f"ckpt_path={first}", run_dir=tmp_path / "resumed"
+    )
+    assert status == 0, err
+    a, b = (
+        load_checkpoint(tmp_path / n / "checkpoints" / "last.ckpt") for n in ("full", "resumed")
+    )
+    assert a["global_step"] == b["global_step"] == 16
+    assert "lecam_ema" in a["state_dict"] and any(k.endswith("_u") for k in a["state_dict"])
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    full, resumed = (penalty_column(tmp_path / n / "metrics.csv") for n in ("full", "resumed"))
+    assert full[4:] == resumed  # the resumed epoch logged the same values
+
+
+def penalty_column(metrics_csv: Path) -> list[str]:
+    with open(metrics_csv, newline="") as file:
+        return [row["train/penalty"] for row in csv.DictReader(file) if row.get("train/loss_d")]
+
+
 def test_ckpt_path_auto_starts_fresh_when_the_run_dir_has_no_checkpoint(train_cli):
     run_dir = train_cli("logger=csv", "ckpt_path=auto")
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
