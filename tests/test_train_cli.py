@@ -69,6 +69,7 @@ def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, 
     assert (run_dir / "metrics.csv").is_file()  # the CSV logger runs alongside
 
 
+@pytest.mark.slow  # a sweep: four jobs (default-suite budget)
 def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
     run_cli(
