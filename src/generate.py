@@ -29,45 +29,38 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(-1, 1) + 1) / 2
 
 
-def draw_labels(
-    generator: torch.nn.Module, n: int, rng: torch.Generator, label: int | None
-) -> torch.Tensor | None:
-    """The classes of `n` samples: all `label`, else uniform (None: unconditional G)."""
-    if not generator.num_classes:
-        return None
-    if label is not None:
-        return torch.full((n,), label, dtype=torch.long)
-    return generator.sample_labels(n, generator=rng)
-
-
 @torch.no_grad()
 def generate_chunks(
     generator: torch.nn.Module,
     n: int,
     seed: int = 0,
-    label: int | None = None,
+    labels: int | torch.Tensor | None = None,
     batch: int = 500,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """`n` images in [-1, 1] from seeded latents, `batch` at a time (BatchNorm in eval mode),
-    with their class labels (None for an unconditional G)."""
+    with their class labels (None for an unconditional G). A conditional G makes class
+    `labels[i]` (a tensor), or every image of class `labels` (an int), or, with None, classes
+    drawn uniformly from the same seeded stream."""
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch):
         z = generator.sample_latent(min(batch, n - start), generator=rng)
-        labels = draw_labels(generator, len(z), rng, label)
-        yield (generator(z) if labels is None else generator(z, labels)), labels
+        if not generator.num_classes:
+            yield generator(z), None
+            continue
+        if isinstance(labels, torch.Tensor):
+            classes = labels[start : start + len(z)]
+        elif labels is not None:
+            classes = torch.full((len(z),), labels, dtype=torch.long)
+        else:
+            classes = generator.sample_labels(len(z), generator=rng)
+        yield generator(z, classes), classes
 
 
 def generate(
     generator: torch.nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None
 ) -> torch.Tensor:
     """All `n` images at once (what metrics need); a conditional G makes class `labels[i]`."""
-    rng = torch.Generator().manual_seed(seed)
-    chunks = []
-    with torch.no_grad():
-        for part in torch.arange(n).split(500):
-            z = generator.sample_latent(len(part), generator=rng)
-            chunks.append(generator(z) if labels is None else generator(z, labels[part]))
-    return torch.cat(chunks)
+    return torch.cat([images for images, _ in generate_chunks(generator, n, seed, labels)])
 
 
 @torch.no_grad()
