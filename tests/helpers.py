@@ -47,9 +47,8 @@ class DumpWeights(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
-        params |= {
-            n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(("_u", "_v", "lecam_ema"))
-        }
+        shared = ("_u", "_v", "lecam_ema")
+        params |= {n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(shared)}
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
 
 
