@@ -185,18 +185,18 @@ def plot(results: list[dict], floor: dict) -> None:
     markers = {"batch": "o", "spectral": "s", "none": "^"}
     colours = dict(zip(LOSSES, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(9.5, 5))
-    architectures = {"sngan-16": "D", "resnet-16": "P", "ema-0.999": "v", "lecam-0.3": "<",
+    prefixes = {"sngan-16": "D", "resnet-16": "P", "ema-0.999": "v", "lecam-0.3": "<",
                      "conditional": "X"}  # fmt: skip
     for r in results:
         arch, _, pair = r["config"].rpartition(" ")
         loss, norm = pair.split("/")
-        marker = architectures.get(arch, markers[norm])
+        marker = prefixes.get(arch, markers[norm])
         ax.scatter(r["recall"], r["fid_domain"], marker=marker, color=colours[loss], alpha=0.8)
     for loss, colour in colours.items():
         ax.scatter([], [], color=colour, label=loss)
     for norm, marker in markers.items():
         ax.scatter([], [], marker=marker, color="grey", label=f"DCGAN, D norm: {norm}")
-    for arch, marker in architectures.items():
+    for arch, marker in prefixes.items():
         ax.scatter([], [], marker=marker, color="grey", label=f"{arch} (spectral D)")
     ax.scatter(floor["recall"], floor["fid_domain"], marker="*", s=200, color="black",
                label="real vs real")  # fmt: skip
