@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) -m src.train $(ARGS)
 
-## The default test suite (no `slow` tests)
+## The default test suite (no `slow` tests), one pytest-xdist worker per core
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n auto $(ARGS)
 
 ## Only the slow tests (CI runs them after `make test`)
 test-slow: install

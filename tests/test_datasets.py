@@ -152,7 +152,10 @@ ERRORS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("overrides", "writer", "message"), ERRORS, ids=lambda c: str(c)[:30])
+# ids by a writer's name, not its repr (an address differs between pytest-xdist workers)
+@pytest.mark.parametrize(
+    ("overrides", "writer", "message"), ERRORS, ids=lambda c: getattr(c, "__name__", str(c)[:30])
+)
 def test_a_data_mistake_is_one_clear_line(tmp_path, overrides, writer, message):
     data = tmp_path / "data"
     data.mkdir()
