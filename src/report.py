@@ -247,7 +247,8 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
                 curves.plot(smooth(values), style, label=f"{label(job, keys)} {name[6:]}")
     curves.set_xlabel("logged step")
     curves.set_title("smoothed losses (solid: D, dashed: G)")
-    curves.legend(fontsize=6)
+    if curves.lines:  # jobs that logged nothing (failed at start) draw no curve
+        curves.legend(fontsize=6)
     for i, job in enumerate(jobs):
         axis = figure.add_subplot(grid[1:, i])
         axis.axis("off")
