@@ -228,6 +228,7 @@ def test_training_the_domain_model_leaves_the_training_rng_alone():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. an empty legend
 def test_the_sweep_report_ranks_optuna_parameters_by_importance(tmp_path):
     """A finished Optuna sweep on disk (jobs' overrides, metrics.csv, optimization_results):
     val/fid follows the lr and ignores the width, so lr ranks first."""
