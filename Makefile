@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) -m src.train $(ARGS)
 
-## The default test suite (no `slow` tests), one pytest-xdist worker per core
+## The default test suite (no `slow` tests), one pytest-xdist worker per core (at most 8)
 test: install
-	$(PY) -m pytest -q -n auto $(ARGS)
+	$(PY) -m pytest -q -n auto --maxprocesses=8 $(ARGS)
 
 ## Only the slow tests (CI runs them after `make test`)
 test-slow: install
