@@ -186,7 +186,7 @@ def plot(results: list[dict], floor: dict) -> None:
     colours = dict(zip(LOSSES, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(9.5, 5))
     prefixes = {"sngan-16": "D", "resnet-16": "P", "ema-0.999": "v", "lecam-0.3": "<",
-                     "conditional": "X"}  # fmt: skip
+                "conditional": "X"}  # fmt: skip
     for r in results:
         arch, _, pair = r["config"].rpartition(" ")
         loss, norm = pair.split("/")
