@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One lease of a GPU: the GPU table (make bench-gpu) plus the compiled/bf16 penalty runs that
-# CPU CI cannot cover. Run from the repository root; output under ${OUT:-/tmp/gpu_out}.
+# One lease of a GPU: the ResNet/SNGAN rows of the GPU table plus the compiled/bf16 penalty runs
+# that CPU CI cannot cover (dcgan64/digits: make bench-gpu, measured on an H200 already). Run from the repository root; output under ${OUT:-/tmp/gpu_out}.
 # On a bare machine without Hydra/W&B, carry their wheels in .whl (experiments/throughput/RESULTS.md).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
@@ -20,12 +20,12 @@ check() {
   echo "check $name: exit $rc $(sed -n "1p;\$p" /tmp/runs/$name/metrics.csv 2>/dev/null | tr "\n" " ")" | tee -a "$OUT/checks.txt"
 }
 (
-  python3 experiments/throughput/bench.py --device cuda --rounds 3 --cases sngan resnet
+  python3 experiments/throughput/bench.py --device cuda --rounds 2 --cases resnet
   check resnet_wgan_gp_bf16_compile model=resnet model.loss=wasserstein model.penalty=wgan_gp \
     model.compile=true trainer.precision=bf16-mixed data=fake
   check sngan_r1_lazy_bf16_compile model=sngan model.loss=hinge model.penalty=r1 \
     model.penalty_weight=0.1 model.penalty_every=4 model.compile=true trainer.precision=bf16-mixed
   check dcgan_conditional_lecam_bf16_compile model.conditional=true model.lecam_weight=0.3 \
     model.compile=true trainer.precision=bf16-mixed model.penalty=r2 model.penalty_weight=0.1
-  python3 experiments/throughput/bench.py --device cuda --rounds 3 --cases dcgan64 digits
+  python3 experiments/throughput/bench.py --device cuda --rounds 2 --cases sngan
 ) 2>&1 | grep --line-buffered -v -e "^GPU available" -e "^TPU available" -e "Tip:" -e "stopped:" | tee "$OUT/bench_gpu.txt"
