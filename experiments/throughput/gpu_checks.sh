@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One lease of a GPU: the ResNet/SNGAN rows of the GPU table plus the compiled/bf16 penalty runs
-# that CPU CI cannot cover (dcgan64/digits: make bench-gpu, measured on an H200 already). Run from the repository root; output under ${OUT:-/tmp/gpu_out}.
+# that CPU CI cannot cover (dcgan64/digits: make bench-gpu, measured on an H200 already).
+# Run from the repository root; output under ${OUT:-/tmp/gpu_out}.
 # On a bare machine without Hydra/W&B, carry their wheels in .whl (experiments/throughput/RESULTS.md).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
