@@ -40,11 +40,11 @@ report: install
 
 ## Throughput: the PyTorch DCGAN example's loop vs ours, side by side (CPU, ~4 min); ends with ratio=
 bench: install
-	$(PY) experiments/throughput/bench.py $(ARGS)
+	$(PY) -m experiments.throughput.bench $(ARGS)
 
 ## The same on a GPU (bf16, compile variants too)
 bench-gpu: install
-	$(PY) experiments/throughput/bench.py --device cuda $(ARGS)
+	$(PY) -m experiments.throughput.bench --device cuda $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

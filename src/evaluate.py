@@ -19,17 +19,17 @@ from pytorch_lightning import LightningDataModule
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
 from src.utils.checkpoint import load_generator, rebuild
-from src.utils.cli import check_int, one_line_errors, writable_dir
-from src.utils.errors import ConfigError
+from src.utils.cli import one_line_errors, writable_dir
+from src.utils.errors import ConfigError, integer
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
-    check_int(cfg, "n", 10, 1_000_000)
-    check_int(cfg, "num_real", 10, 10_000_000)
-    check_int(cfg, "seed", 0, 2**63 - 1)
-    check_int(cfg, "domain_epochs", 1, 1000)
+    integer("n", cfg.n, 10, 1_000_000)
+    integer("num_real", cfg.num_real, 10, 10_000_000)
+    integer("seed", cfg.seed, 0, 2**63 - 1)
+    integer("domain_epochs", cfg.domain_epochs, 1, 1000)
     out = Path(cfg.out) if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
     writable_dir("out", out.parent)  # before minutes of work, not after
     if out.is_dir():

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
 from src.utils.checkpoint import load_generator
-from src.utils.cli import check_int, one_line_errors, writable_dir
-from src.utils.errors import ConfigError
+from src.utils.cli import one_line_errors, writable_dir
+from src.utils.errors import ConfigError, integer
 
 MAX_SAMPLES = 1_000_000
 
@@ -88,11 +88,11 @@ def output_dir(cfg: DictConfig) -> Path:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    check_int(cfg, "n", 1, MAX_SAMPLES)
-    check_int(cfg, "seed", 0, 2**63 - 1)
-    check_int(cfg, "nrow", 1, 64)
-    check_int(cfg, "interpolation_rows", 1, 64)
-    check_int(cfg, "interpolation_steps", 2, 64)
+    integer("n", cfg.n, 1, MAX_SAMPLES)
+    integer("seed", cfg.seed, 0, 2**63 - 1)
+    integer("nrow", cfg.nrow, 1, 64)
+    integer("interpolation_rows", cfg.interpolation_rows, 1, 64)
+    integer("interpolation_steps", cfg.interpolation_steps, 2, 64)
     generator, _ = load_generator(str(cfg.ckpt_path))
     label = check_label(cfg.get("label"), generator)
     out = writable_dir("out", output_dir(cfg))
@@ -123,15 +123,7 @@ def check_label(label: object, generator: torch.nn.Module) -> int | None:
         return None
     if not generator.num_classes:
         raise ConfigError("label", label, "the checkpoint's model is unconditional (no classes)")
-    if (
-        not isinstance(label, int)
-        or isinstance(label, bool)
-        or not 0 <= label < generator.num_classes
-    ):
-        raise ConfigError(
-            "label", label, f"allowed: an integer in [0, {generator.num_classes - 1}]"
-        )
-    return label
+    return integer("label", label, 0, generator.num_classes - 1)
 
 
 if __name__ == "__main__":

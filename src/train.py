@@ -1,8 +1,7 @@
 """Training entry point: `python -m src.train [overrides]` (see conf/train.yaml).
 
 Config -> start-up checks -> run directory -> objects (data, model, callbacks, loggers,
-trainer) -> `Trainer.fit`. Lightning and W&B are imported only after the checks, so a
-mistake is reported within the time it takes to import torch.
+trainer) -> `Trainer.fit`. Lightning and W&B are imported only after the checks.
 """
 
 from pathlib import Path
@@ -16,13 +15,12 @@ from src.utils.cli import one_line_errors
 from src.utils.errors import ConfigError
 from src.utils.instantiators import instantiate, instantiate_list
 from src.utils.rundir import RunDirectory
-from src.utils.validation import choose_strategy, validate
+from src.utils.validation import check_processes, validate
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Checks, builds and fits; returns the trainer's metrics. Raises ConfigError for a user
-    mistake (before any heavy work), DivergenceError when the losses stay non-finite and
-    Interrupted after SIGINT/SIGTERM."""
+    mistake, DivergenceError when the losses stay non-finite, Interrupted after a signal."""
     validate(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     with RunDirectory(cfg.paths.output_dir, cfg):
@@ -33,24 +31,24 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     from pytorch_lightning import seed_everything
     from pytorch_lightning.utilities import rank_zero_info
 
-    from src.utils import distributed  # registers the gan_ddp strategy with Lightning
+    from src.utils import distributed
     from src.utils.cli import signals_as_exit_status
     from src.utils.loggers import ensure_loggers_start, finished
 
     seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     class_names = datamodule.class_names() if cfg.model.get("conditional") else None
-    if class_names:
-        set_num_classes(cfg, len(class_names))
+    if class_names:  # G and D of a conditional model get the data's number of classes
+        with open_dict(cfg):
+            for net in ("generator", "discriminator"):
+                cfg.model[net].num_classes = len(class_names)
     model = instantiate(cfg.model)
     model.config = OmegaConf.to_container(cfg, resolve=True)
     model.class_names = class_names
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
     with finished(loggers), distributed.processes_for_this_job():
-        trainer = instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers, strategy=choose_strategy(cfg.trainer)
-        )
+        trainer = build_trainer(cfg.trainer, callbacks, loggers)
         devices = trainer.num_devices * trainer.num_nodes
         rank_zero_info(
             f"Run directory: {cfg.paths.output_dir}; effective batch {cfg.data.batch_size} x "
@@ -68,13 +66,15 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     return dict(trainer.callback_metrics)
 
 
-def set_num_classes(cfg: DictConfig, found: int) -> None:
-    """model.num_classes comes from the data (one source of truth); a typed value must agree."""
-    if cfg.model.get("num_classes") not in (0, None, found):
-        found_line = f"the data has {found} classes; leave it unset"
-        raise ConfigError("model.num_classes", cfg.model.num_classes, found_line)
-    with open_dict(cfg):
-        cfg.model.num_classes = found
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> Any:
+    """The Trainer; with several processes our `gan_ddp` (plain DDP cannot run the alternating
+    updates) wherever the strategy is `auto` or `ddp`. Lightning checks its own keys."""
+    trainer = instantiate(cfg, callbacks=callbacks, logger=loggers)
+    data_parallel = cfg.get("strategy", "auto") in ("auto", "ddp")
+    if data_parallel and trainer.world_size > 1:
+        trainer = instantiate(cfg, callbacks=callbacks, logger=loggers, strategy="gan_ddp")
+    check_processes(trainer)
+    return trainer
 
 
 def compose_config(
@@ -112,11 +112,8 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> float | None:
-    """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it.
-
-    A user mistake ends the run with one line on stderr and exit status 2; divergence with
-    status 3 (src/utils/cli.py). No traceback for either.
-    """
+    """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it; a user
+    mistake ends with one line and exit status 2, divergence with 3 (src/utils/cli.py)."""
     return metric_value(train(cfg), cfg.get("optimized_metric"))
 
 

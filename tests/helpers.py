@@ -8,6 +8,7 @@ import torch
 from pytorch_lightning import Callback
 
 from src.models.dcgan import Discriminator, Generator
+from src.models.regularizers import DStep, Regularizer
 
 
 class KillAt(Callback):
@@ -31,15 +32,29 @@ class PoisonedDiscriminator(Discriminator):
         super().__init__(*args, **kwargs)
         self.poison_from, self.calls = poison_from, 0
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.calls += 1
-        logits = super().forward(images)
+        logits = super().forward(images, labels)
         return logits * float("nan") if self.calls > self.poison_from else logits
+
+
+class DriftPenalty(Regularizer):
+    """A regularizer from outside src/models: ProGAN's drift penalty (Karras et al. 2018),
+    weight E[D(x)^2] on real images, which keeps D's outputs near zero."""
+
+    def __init__(self, weight: float = 0.001):
+        super().__init__()
+        self.weight = weight
+
+    def d_term(self, step: DStep) -> torch.Tensor:
+        drift = step.real.logits.float().pow(2).mean()
+        step.logs["train/drift"] = drift.detach()
+        return self.weight * drift
 
 
 class DumpWeights(Callback):
     """Writes each rank's parameters (and the buffers that must agree across ranks: spectral
-    norm's power-iteration vectors, LeCam's averages) to `<dirpath>/rank_<r>.pt` when
+    norm's power-iteration vectors, the regularizers' state) to `<dirpath>/rank_<r>.pt` when
     training ends."""
 
     def __init__(self, dirpath: str):
@@ -47,8 +62,10 @@ class DumpWeights(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
-        shared = ("_u", "_v", "lecam_ema")
-        params |= {n: b.cpu().clone() for n, b in pl_module.named_buffers() if n.endswith(shared)}
+        shared = [n for n, _ in pl_module.named_buffers() if n.endswith(("_u", "_v"))]
+        shared += [f"regularizers.{n}" for n, _ in pl_module.regularizers.named_buffers()]
+        buffers = dict(pl_module.named_buffers())
+        params |= {n: buffers[n].cpu().clone() for n in shared}
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
 
 
@@ -83,7 +100,7 @@ def tiny_module(
         factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
     else:
         factory = partial(torch.optim.SGD, lr=lr, momentum=momentum, fused=True)
-    classes = kwargs.get("num_classes", 0)
+    classes = kwargs.pop("num_classes", 0)
     return GANModule(
         Generator(16, 1, latent_dim=8, ngf=4, latent_components=0, num_classes=classes),
         discriminator or Discriminator(16, 1, ndf=4, norm="batch", num_classes=classes),
@@ -101,11 +118,12 @@ def fit_batches(module, batches: int, **trainer_kwargs):
     from src.data.digits import DigitsDataModule
 
     settings = dict(
-        max_epochs=1, limit_train_batches=batches, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+        max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
     )  # fmt: skip
     trainer = Trainer(**{**settings, **trainer_kwargs})
-    labels = bool(module.hparams.num_classes)
+    labels = module.conditional
     trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8, labels=labels))
     return trainer
 

@@ -13,11 +13,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from src.callbacks.quality import LOGGED
+from src.metrics.quality import LOGGED
 from src.models.dcgan import Discriminator, Generator
-from src.models.losses import discriminator_loss, generator_loss
+from src.models.losses import build_loss
 from src.utils.checkpoint import load_checkpoint
-from src.utils.distributed import all_reduce_gradients
+from src.utils.distributed import GANDDPStrategy
 from tests.conftest import ROOT, TINY
 from tests.conftest import run_cli as run_in_any_process
 
@@ -51,7 +51,7 @@ def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, nor
     rank0, rank1 = (torch.load(tmp_path / f"rank_{r}.pt") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     assert any(name.endswith("._u") for name in rank0) == (norm == "spectral")
-    assert ("lecam_ema" in rank0) == (norm == "spectral")
+    assert ("regularizers.lecam.ema" in rank0) == (norm == "spectral")
     for name in rank0:  # 6 D and 6 G updates later, still bitwise the same
         assert torch.equal(rank0[name], rank1[name]), name
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -108,16 +108,16 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 def first_step_grads(G, D, real, z, sync: bool) -> dict[str, torch.Tensor]:
     """Gradients of one D update and of the following G update (D frozen), as in GANModule."""
-    fake = G(z)
-    d_loss = discriminator_loss(D(real), D(fake.detach()))
+    fake, loss, strategy = G(z), build_loss("bce"), GANDDPStrategy()
+    d_loss = loss.discriminator(D(real), D(fake.detach()))
     d_loss.backward()
     if sync:
-        all_reduce_gradients(list(D.parameters()), torch.tensor(False))
+        strategy.all_reduce_gradients(D, torch.tensor(False))
     grads = {f"D.{n}": p.grad.clone() for n, p in D.named_parameters()}
     D.requires_grad_(False)
-    generator_loss(D(fake), "bce", "non_saturating").backward()
+    loss.generator(D(fake)).backward()
     if sync:
-        all_reduce_gradients(list(G.parameters()), torch.tensor(False))
+        strategy.all_reduce_gradients(G, torch.tensor(False))
     grads.update({f"G.{n}": p.grad.clone() for n, p in G.named_parameters()})
     return grads
 
@@ -209,24 +209,25 @@ def test_two_nodes_through_torchrun_the_readme_command_in_cpu_form(tmp_path):
 def test_quality_metrics_of_two_processes_equal_the_single_process_evaluation(
     tmp_path, conditional
 ):
-    """Each rank samples and featurises its slice of the latents (an odd count, so the
-    slices differ in size) with rank 0's BatchNorm statistics; the gathered features give
-    the metrics that `src.evaluate` computes in one process from the saved checkpoint (for
-    a conditional model the class metrics too: every class asked for in the same order)."""
+    """Each rank samples and featurises its slice of the reference positions (an odd count,
+    so the slices differ in size) with rank 0's BatchNorm statistics; the metrics, which
+    synchronise their states, equal what `src.evaluate` computes in one process from the
+    saved checkpoint (a conditional model's class metrics too: every class asked for in the
+    same order)."""
     run_dir, cache, n = tmp_path / "run", tmp_path / "cache", 201
     run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.conditional={str(conditional).lower()}",
-        "callbacks.quality_metrics.every_n_epochs=1", f"callbacks.quality_metrics.num_samples={n}",
-        "callbacks.quality_metrics.domain_epochs=2", f"callbacks.quality_metrics.cache_dir={cache}",
+        "trainer.limit_val_batches=1.0", "trainer.check_val_every_n_epoch=1", f"data.val_size={n}",
+        "model.metrics.domain_epochs=2", f"model.metrics.cache_dir={cache}",
         f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     with open(run_dir / "metrics.csv") as f:
         (logged,) = [r for r in csv.DictReader(f) if r["val/fid"]]
     report_path = tmp_path / "report.json"
     run_cli(
-        f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"n={n}", "domain_epochs=2",
-        f"cache_dir={cache}", f"out={report_path}", module="src.evaluate",
+        f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"n={n}", f"num_real={n}",
+        "domain_epochs=2", f"cache_dir={cache}", f"out={report_path}", module="src.evaluate",
     )  # fmt: skip
     single = json.loads(report_path.read_text())["metrics"]
     compared = [(name, key) for name, key in LOGGED.items() if name in single]

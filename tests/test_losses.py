@@ -1,21 +1,29 @@
+"""The losses and the regularizer terms against hand computations."""
+
 import math
 
 import pytest
 import torch
 
-from src.models.losses import (
-    LOSSES,
-    check_loss,
-    discriminator_loss,
-    generator_loss,
-    gradient_penalty,
-    lecam,
-    wgan_gp,
+from src.models.losses import LOSSES, build_loss
+from src.models.regularizers import (
+    WGANGP,
+    DStep,
+    GradientPenalty,
+    LeCam,
+    Seen,
+    mode_seeking,
+    squared_input_gradient,
+    standard_terms,
 )
 
 
 def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
+
+
+def d_loss(name: str, real: torch.Tensor, fake: torch.Tensor) -> float:
+    return build_loss(name).discriminator(real, fake).item()
 
 
 def test_discriminator_loss_is_the_negated_minimax_value():
@@ -24,34 +32,33 @@ def test_discriminator_loss_is_the_negated_minimax_value():
         -sum(math.log(sigmoid(x)) for x in real.tolist()) / 2
         - sum(math.log(1 - sigmoid(x)) for x in fake.tolist()) / 2
     )
-    assert discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+    assert d_loss("bce", real, fake) == pytest.approx(expected, rel=1e-6)
 
 
 def test_generator_objectives_by_hand():
     fake = torch.tensor([0.5, -3.0, 1.5])
     non_saturating = -sum(math.log(sigmoid(x)) for x in fake.tolist()) / 3
     minimax = sum(math.log(1 - sigmoid(x)) for x in fake.tolist()) / 3
-    ns = generator_loss(fake, "bce", "non_saturating").item()
+    ns = build_loss("bce", "non_saturating").generator(fake).item()
     assert ns == pytest.approx(non_saturating, rel=1e-6)
-    assert generator_loss(fake, "bce", "minimax").item() == pytest.approx(minimax, rel=1e-6)
+    assert build_loss("bce", "minimax").generator(fake).item() == pytest.approx(minimax, rel=1e-6)
 
 
 def test_losses_are_finite_for_extreme_logits():
     logits = torch.tensor([-200.0, 200.0])
-    assert torch.isfinite(discriminator_loss(logits, logits))
-    for loss in LOSSES:
-        assert torch.isfinite(discriminator_loss(logits, logits, loss)), loss
-        objective = "minimax" if loss == "bce" else "non_saturating"
-        assert torch.isfinite(generator_loss(logits, loss, objective, logits)), loss
+    for name in LOSSES:
+        loss = build_loss(name, "minimax" if name == "bce" else "non_saturating")
+        assert torch.isfinite(loss.discriminator(logits, logits)), name
+        assert torch.isfinite(loss.generator(logits, logits)), name
 
 
 def test_unknown_objective_and_loss_are_refused():
-    with pytest.raises(ValueError, match="model.g_objective='wasserstein': allowed:"):
-        check_loss("bce", "wasserstein")
+    with pytest.raises(ValueError, match="model.g_objective='wasserstein': allowed with bce:"):
+        build_loss("bce", "wasserstein")
     with pytest.raises(ValueError, match="model.loss='softmax': allowed: bce, hinge"):
-        check_loss("softmax", "non_saturating")
+        build_loss("softmax")
     with pytest.raises(ValueError, match="minimax is defined for loss=bce only"):
-        check_loss("hinge", "minimax")
+        build_loss("hinge", "minimax")
 
 
 REAL, FAKE = torch.tensor([2.0, -0.5]), torch.tensor([0.5, -3.0])
@@ -69,8 +76,8 @@ REAL, FAKE = torch.tensor([2.0, -0.5]), torch.tensor([0.5, -3.0])
     ],
 )
 def test_losses_by_hand(loss, d_expected, g_expected):
-    assert discriminator_loss(REAL, FAKE, loss).item() == pytest.approx(d_expected, rel=1e-6)
-    assert generator_loss(FAKE, loss).item() == pytest.approx(g_expected, rel=1e-6)
+    assert d_loss(loss, REAL, FAKE) == pytest.approx(d_expected, rel=1e-6)
+    assert build_loss(loss).generator(FAKE).item() == pytest.approx(g_expected, rel=1e-6)
 
 
 def test_relativistic_average_loss_by_hand():
@@ -84,17 +91,18 @@ def test_relativistic_average_loss_by_hand():
         -sum(math.log(sigmoid(f - mr)) for f in FAKE.tolist()) / 2
         - sum(math.log(1 - sigmoid(r - mf)) for r in REAL.tolist()) / 2
     )
-    assert discriminator_loss(REAL, FAKE, "relativistic").item() == pytest.approx(d, rel=1e-6)
-    assert generator_loss(FAKE, "relativistic", real_logits=REAL).item() == pytest.approx(
-        g, rel=1e-6
-    )
+    loss = build_loss("relativistic")
+    assert loss.g_needs_real  # the step runs D on reals in G's turn because the loss says so
+    assert loss.discriminator(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert loss.generator(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
 
 
 def test_losses_are_float32_under_bfloat16_logits():
-    for loss in LOSSES:
-        d = discriminator_loss(REAL.bfloat16(), FAKE.bfloat16(), loss)
-        g = generator_loss(FAKE.bfloat16(), loss, real_logits=REAL.bfloat16())
-        assert d.dtype == g.dtype == torch.float32, loss
+    for name in LOSSES:
+        loss = build_loss(name)
+        d = loss.discriminator(REAL.bfloat16(), FAKE.bfloat16())
+        g = loss.generator(FAKE.bfloat16(), REAL.bfloat16())
+        assert d.dtype == g.dtype == torch.float32, name
 
 
 class Linear(torch.nn.Module):
@@ -104,33 +112,67 @@ class Linear(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels=None) -> torch.Tensor:
         return (x * self.w).flatten(1).sum(1)
+
+
+def d_step(critic, real: torch.Tensor, fake: torch.Tensor, batch: int = 1) -> DStep:
+    seen = [Seen(x, None, critic(x)) for x in (real, fake)]
+    return DStep(*seen, critic=critic, batch=batch, mean_over_ranks=lambda t: t)
 
 
 def test_gradient_penalties_of_a_linear_discriminator():
     w = torch.full((1, 2, 2), 0.5)  # ||w||^2 = 1
     d = Linear(w.clone())
-    x = torch.randn(5, 1, 2, 2)
-    assert gradient_penalty(d, x).tolist() == pytest.approx([1.0] * 5)
-    assert wgan_gp(d, x, torch.randn(5, 1, 2, 2)).item() == pytest.approx(0.0, abs=1e-6)
-    twice = Linear(2 * w)  # ||grad|| = 2: WGAN-GP (2 - 1)^2 = 1
-    assert wgan_gp(twice, x, torch.randn(5, 1, 2, 2)).item() == pytest.approx(1.0, rel=1e-5)
+    x, y = torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2)
+    assert squared_input_gradient(d, Seen(x, None, None)).tolist() == pytest.approx([1.0] * 5)
+    # R1 = gamma/2 E||grad||^2 at the reals, R2 at the fakes; WGAN-GP lambda (||grad|| - 1)^2
+    assert GradientPenalty("real", 4.0).d_term(d_step(d, x, y)).item() == pytest.approx(2.0)
+    assert GradientPenalty("fake", 4.0).d_term(d_step(d, x, y)).item() == pytest.approx(2.0)
+    assert WGANGP(10.0).d_term(d_step(d, x, y)).item() == pytest.approx(0.0, abs=1e-5)
+    twice = Linear(2 * w)  # ||grad|| = 2: (2 - 1)^2 = 1
+    assert WGANGP(10.0).d_term(d_step(twice, x, y)).item() == pytest.approx(10.0, rel=1e-5)
     # the penalty has a graph: its gradient reaches D's weights (d ||w||^2 / dw = 2w)
-    gradient_penalty(d, x).mean().backward()
+    squared_input_gradient(d, Seen(x, None, None)).mean().backward()
     assert torch.allclose(d.w.grad, 2 * w)
 
 
-def test_lecam_by_hand():
+def test_a_lazy_penalty_is_due_every_kth_step_and_k_times_as_strong():
+    d, x = Linear(torch.full((1, 2, 2), 0.5)), torch.randn(3, 1, 2, 2)
+    r1 = GradientPenalty("real", 2.0, every=4)
+    assert r1.input_grads(3) == set() and r1.d_term(d_step(d, x, x, batch=3)) is None
+    step = d_step(d, x, x, batch=8)
+    assert r1.input_grads(8) == {"real"}
+    assert r1.d_term(step).item() == pytest.approx(4 * 1.0)
+    assert step.logs["train/r1"].item() == pytest.approx(1.0)  # the unscaled value
+
+
+def test_the_penalty_reuses_ds_forward_when_its_input_requires_grad():
+    d, x = Linear(torch.full((1, 2, 2), 0.5)), torch.randn(3, 1, 2, 2).requires_grad_(True)
+    calls = []
+    counted = lambda images, labels=None: calls.append(1) or d(images)  # noqa: E731
+    seen = Seen(x, None, d(x))
+    squared_input_gradient(counted, seen)
+    assert calls == []  # no second forward of D
+    squared_input_gradient(counted, Seen(x.detach(), None, seen.logits))
+    assert calls == [1]
+
+
+def test_lecam_by_hand_and_its_moving_averages():
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
-    ema_real, ema_fake = torch.tensor(0.5), torch.tensor(2.0)
+    lecam = LeCam(weight=2.0)
+    lecam.ema.copy_(torch.tensor([0.5, 2.0]))  # (a_R, a_F)
+    step = DStep(
+        Seen(real, None, real), Seen(fake, None, fake), critic=None, batch=1,
+        mean_over_ranks=lambda t: t,
+    )  # fmt: skip
     # relu(r - 2)^2 -> [0, 1]; relu(0.5 - f)^2 -> [2.25, 0.25]
-    assert lecam(real, fake, ema_real, ema_fake).item() == pytest.approx(0.5 + 1.25)
+    assert lecam.d_term(step).item() == pytest.approx(2.0 * (0.5 + 1.25))
+    # decay 0.99 towards the batch means (2, -0.5)
+    assert lecam.ema.tolist() == pytest.approx([0.5 + 0.01 * 1.5, 2.0 + 0.01 * -2.5])
 
 
 def test_mode_seeking_is_the_inverse_image_to_latent_distance_ratio():
-    from src.models.losses import mode_seeking
-
     z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (0, 2), (1, 3)
     images = torch.zeros(4, 1, 2, 2)
     images[2] += 0.5
@@ -139,6 +181,19 @@ def test_mode_seeking_is_the_inverse_image_to_latent_distance_ratio():
     assert mode_seeking(images, z).item() == pytest.approx(1 / (0.5 + 1e-5))
     # G mapping two latents to one image is penalised hardest (1 / eps)
     assert mode_seeking(torch.zeros(4, 1, 2, 2), z).item() == pytest.approx(1e5)
+
+
+def test_the_flat_keys_build_their_terms_in_order_and_two_penalties_are_configuration():
+    terms = standard_terms(["r1", "r2"], 0.5, 1, lecam_weight=0.3, acgan=True)
+    assert list(terms) == ["acgan", "r1", "r2", "lecam"]
+    assert (terms["r1"].side, terms["r2"].side) == ("real", "fake")
+    assert standard_terms("none") == {}
+    with pytest.raises(ValueError, match="model.penalty='r3': allowed: none, wgan_gp, r1, r2"):
+        standard_terms("r3")
+    with pytest.raises(ValueError, match="model.penalty_every=0: allowed: an integer >= 1"):
+        standard_terms("r1", penalty_every=0)
+    with pytest.raises(ValueError, match="model.lecam_weight=-1: allowed: a number >= 0"):
+        standard_terms(lecam_weight=-1)
 
 
 def test_mode_seeking_trains_a_conditional_module_with_paired_classes():

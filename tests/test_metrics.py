@@ -116,14 +116,14 @@ def test_generate_and_evaluate_refuse_a_bad_checkpoint_in_one_line(tmp_path, mod
 
 
 QUALITY_FAST = [
-    "callbacks.quality_metrics.every_n_epochs=1", "callbacks.quality_metrics.num_samples=200",
-    "callbacks.quality_metrics.domain_epochs=2",
+    "trainer.limit_val_batches=1.0", "trainer.check_val_every_n_epoch=1", "data.val_size=200",
+    "model.metrics.domain_epochs=2",
 ]  # fmt: skip
 
 
 def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, domain_cache):
     run_dir = train_cli(
-        "logger=wandb", *QUALITY_FAST, f"callbacks.quality_metrics.cache_dir={domain_cache}",
+        "logger=wandb", *QUALITY_FAST, f"model.metrics.cache_dir={domain_cache}",
         "callbacks.model_checkpoint.monitor=val/fid", "optimized_metric=val/fid",
     )  # fmt: skip
     with open(run_dir / "metrics.csv") as f:
@@ -150,7 +150,7 @@ def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path)
         "hparams_search=optuna", "hydra.sweeper.n_trials=3",
         "hydra.sweeper.sampler.n_startup_trials=2",
         "debug=fast", "data.batch_size=16", "logger=csv", *QUALITY_FAST,
-        f"callbacks.quality_metrics.cache_dir={tmp_path}/cache", f"hydra.sweep.dir={sweep}",
+        f"model.metrics.cache_dir={tmp_path}/cache", f"hydra.sweep.dir={sweep}",
         "callbacks.progress_bar.refresh_rate=0",
     )  # fmt: skip
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())

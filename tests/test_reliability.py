@@ -68,7 +68,8 @@ def test_resume_with_spectral_norm_lazy_r1_and_lecam_is_bitwise(train_entry, tmp
         load_checkpoint(tmp_path / n / "checkpoints" / "last.ckpt") for n in ("full", "resumed")
     )
     assert a["global_step"] == b["global_step"] == 16
-    assert "lecam_ema" in a["state_dict"] and any(k.endswith("_u") for k in a["state_dict"])
+    assert "regularizers.lecam.ema" in a["state_dict"]
+    assert any(k.endswith("_u") for k in a["state_dict"])
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
@@ -78,7 +79,7 @@ def test_resume_with_spectral_norm_lazy_r1_and_lecam_is_bitwise(train_entry, tmp
 
 def penalty_column(metrics_csv: Path) -> list[str]:
     with open(metrics_csv, newline="") as file:
-        return [row["train/penalty"] for row in csv.DictReader(file) if row.get("train/loss_d")]
+        return [row["train/r1"] for row in csv.DictReader(file) if row.get("train/loss_d")]
 
 
 def test_ckpt_path_auto_starts_fresh_when_the_run_dir_has_no_checkpoint(train_cli):

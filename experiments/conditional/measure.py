@@ -1,7 +1,7 @@
 """Scores finished runs on both axes at once and prints one markdown table (mean and spread
 over the runs of each configuration).
 
-    python experiments/conditional/measure.py conditional=outputs/c1,outputs/c2,outputs/c3 \
+    python -m experiments.conditional.measure conditional=outputs/c1,outputs/c2,outputs/c3 \
         unconditional=outputs/u1,outputs/u2,outputs/u3
 
 For each run's last.ckpt: 1,000 samples (a conditional model asked for every digit equally
@@ -17,15 +17,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "digits_quality"))
-
-from digit_classifier import load_or_train, score  # noqa: E402
-
-from src.data.digits import DigitsDataModule  # noqa: E402
-from src.generate import generate  # noqa: E402
-from src.metrics.evaluator import Evaluator  # noqa: E402
-from src.utils.checkpoint import load_generator  # noqa: E402
+from experiments.digits_quality.digit_classifier import load_or_train, score
+from src.data.digits import DigitsDataModule
+from src.generate import generate
+from src.metrics.evaluator import Evaluator
+from src.utils.checkpoint import load_generator
 
 N, SEED = 1000, 1234
 COLUMNS = [

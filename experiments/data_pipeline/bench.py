@@ -1,6 +1,6 @@
 """Resident data path vs a torchvision DataLoader, and the data wait in the default run.
 
-    python experiments/data_pipeline/bench.py            # ~3 minutes on 2 CPU cores
+    python -m experiments.data_pipeline.bench            # ~3 minutes on 2 CPU cores
 
 1. Writes 50,000 synthetic 32x32 RGB images in the real CIFAR-10 python format (5 pickle
    batches) to a temp dir, then measures images/s delivered as training-ready float batches
@@ -23,11 +23,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from experiments.formats import write_cifar10
+from src.data.cifar import CIFAR10DataModule
 
-from src.data.cifar import CIFAR10DataModule  # noqa: E402
-from tests.fixtures import write_cifar10  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def timed_epochs(make_iter, images_per_epoch: int, repeats: int = 3) -> float:

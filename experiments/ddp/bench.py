@@ -1,7 +1,7 @@
 """1 vs 2 data-parallel processes of the default digits run, and what they communicate.
 
-    python experiments/ddp/bench.py          # ~75 s on 2 CPU cores
-    python experiments/ddp/bench.py --hardware gpu --devices 1 2 4   # on a GPU machine
+    python -m experiments.ddp.bench          # ~75 s on 2 CPU cores
+    python -m experiments.ddp.bench --hardware gpu --devices 1 2 4   # on a GPU machine
 
 Runs `python -m src.train` (digits, batch 64 per process, 4 epochs) with trainer.devices=1
 and =2 on the CPU (gloo), timing epochs 2-4 from process 0, and counts the bytes gan_ddp
@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 EPOCHS = 4
 

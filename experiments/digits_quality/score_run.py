@@ -1,9 +1,9 @@
 """Scores generated digits with the digit classifier (see digit_classifier.py).
 
-    python experiments/digits_quality/score_run.py outputs/train/<run>            # last.ckpt
-    python experiments/digits_quality/score_run.py <run>/checkpoints/epoch_*.ckpt # per epoch
-    python experiments/digits_quality/score_run.py --real    # held-out real digits (ceiling)
-    python experiments/digits_quality/score_run.py --noise   # uniform noise (floor)
+    python -m experiments.digits_quality.score_run outputs/train/<run>            # last.ckpt
+    python -m experiments.digits_quality.score_run <run>/checkpoints/epoch_*.ckpt # per epoch
+    python -m experiments.digits_quality.score_run --real    # held-out real digits (ceiling)
+    python -m experiments.digits_quality.score_run --noise   # uniform noise (floor)
 
 Prints one JSON line per source: `recognisable` is the share of 1,000 samples classified with
 confidence >= 0.9, `class_shares` the share of samples given to each digit 0-9. A conditional
@@ -13,18 +13,13 @@ digit it was asked for (class-conditional accuracy, by this independent classifi
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from digit_classifier import load_or_train, score, split  # noqa: E402
-
-from src.generate import generate  # noqa: E402
-from src.utils.checkpoint import load_generator  # noqa: E402
+from experiments.digits_quality.digit_classifier import load_or_train, score, split
+from src.generate import generate
+from src.utils.checkpoint import load_generator
 
 
 def samples_from_checkpoint(

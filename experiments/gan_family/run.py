@@ -1,20 +1,20 @@
 """The GAN family on the digits: loss x D normalization in `make train`'s budget, several
 seeds, scored on fidelity and diversity together (experiments/gan_family/RESULTS.md).
 
-    python experiments/gan_family/run.py train --seeds 1            # every configuration
-    python experiments/gan_family/run.py train --seeds 2 3 --only hinge/spectral bce/batch
-    python experiments/gan_family/run.py train --seeds 1 2 3 \\
+    python -m experiments.gan_family.run train --seeds 1            # every configuration
+    python -m experiments.gan_family.run train --seeds 2 3 --only hinge/spectral bce/batch
+    python -m experiments.gan_family.run train --seeds 1 2 3 \\
         --only "sngan-16 least_squares/spectral" "resnet-16 least_squares/spectral"
-    python experiments/gan_family/run.py train --seeds 1 2 3 --only \\
+    python -m experiments.gan_family.run train --seeds 1 2 3 --only \\
         "ema-0.999 least_squares/spectral" "lecam-0.3 least_squares/spectral" \\
         "conditional least_squares/spectral"
-    python experiments/gan_family/run.py score                      # table.md, fid_recall.png
+    python -m experiments.gan_family.run score                      # table.md, fid_recall.png
 
 `train` runs `python -m src.train` with the default settings plus each configuration's
 overrides (80 epochs, Adam 4e-4 / 0.5 decayed over the second half, 20-component latent
 mixture at spread 0.5, DiffAugment translation, one D step per G step), two runs side by
 side with one thread each, into outputs/gan_family/<loss>_<norm>_s<seed>; finished runs are
-skipped. In-training metrics are off (`quality_metrics.every_n_epochs=0`): `score` measures
+skipped. In-training metrics are off (`trainer.limit_val_batches=0`): `score` measures
 every run's last checkpoint the same way, with experiments/conditional/measure.py (1,000
 samples; domain FID/KID, precision, recall, density, coverage against the held-out digits;
 the digit classifier's recognisable share and the least/most frequent digit's share).
@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "experiments" / "conditional"))
-sys.path.insert(0, str(ROOT / "experiments" / "digits_quality"))
 OUT = ROOT / "outputs" / "gan_family"
 HERE = Path(__file__).resolve().parent
 
@@ -75,7 +73,7 @@ VARIANTS = {
                               ("conditional", "model.conditional=true")]
 }  # fmt: skip
 CONFIGS |= VARIANTS
-COMMON = ["logger=csv", "callbacks.quality_metrics.every_n_epochs=0"]
+COMMON = ["logger=csv", "trainer.limit_val_batches=0"]
 
 
 def run_dir(config: str, seed: int) -> Path:
@@ -121,10 +119,10 @@ COLUMNS = [("fid_domain", "FID", 1), ("kid_domain", "KID", 1), ("precision", "pr
 
 def score() -> None:
     import torch
-    from digit_classifier import load_or_train
-    from digit_classifier import score as classify
-    from measure import measure
 
+    from experiments.conditional.measure import measure
+    from experiments.digits_quality.digit_classifier import load_or_train
+    from experiments.digits_quality.digit_classifier import score as classify
     from src.data.digits import DigitsDataModule
     from src.metrics.domain import VERSION
     from src.metrics.evaluator import Evaluator

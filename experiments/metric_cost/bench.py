@@ -1,9 +1,9 @@
 """What measuring costs: the domain feature extractor's recipe, and the share of a default run
 spent on the `val/*` metrics (experiments/metric_cost/RESULTS.md).
 
-    python experiments/metric_cost/bench.py data ROOT          # the 5,000-image MNIST-format set
-    python experiments/metric_cost/bench.py extractor ROOT     # old vs new recipe, 3 seeds
-    python experiments/metric_cost/bench.py run ROOT           # a default run on it, timed
+    python -m experiments.metric_cost.bench data ROOT          # the 5,000-image MNIST-format set
+    python -m experiments.metric_cost.bench extractor ROOT     # old vs new recipe, 3 seeds
+    python -m experiments.metric_cost.bench run ROOT           # a default run on it, timed
 
 `data` writes 5,000 28x28 digits as MNIST's raw IDX files (ROOT/MNIST/raw/train-*), each a
 scikit-learn digit upscaled and moved by a random affine transform (rotation +-12 degrees,
@@ -28,14 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from experiments.formats import write_idx, write_idx_labels
+from src.data.base import to_float
+from src.data.digits import DigitsDataModule
+from src.data.idx import MNISTDataModule
+from src.metrics import domain
 
-from src.data.base import to_float  # noqa: E402
-from src.data.digits import DigitsDataModule  # noqa: E402
-from src.data.idx import MNISTDataModule  # noqa: E402
-from src.metrics import domain  # noqa: E402
-from tests.fixtures import write_idx, write_idx_labels  # noqa: E402  (MNIST's IDX format)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_dataset(root: Path, n: int = 5000, seed: int = 0) -> None:
@@ -125,7 +124,7 @@ def extractor(root: Path, seeds: int) -> None:
 
 def run(root: Path, run_dir: Path) -> None:
     args = [sys.executable, "-m", "src.train", "data=mnist", f"data.root={root}", "logger=csv",
-            f"hydra.run.dir={run_dir}", f"callbacks.quality_metrics.cache_dir={run_dir}/cache",
+            f"hydra.run.dir={run_dir}", f"model.metrics.cache_dir={run_dir}/cache",
             "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
     start = time.perf_counter()
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)

@@ -1,7 +1,7 @@
 """Training throughput: the PyTorch DCGAN example's loop vs our Lightning path, side by side.
 
-    python experiments/throughput/bench.py                 # CPU (`make bench`), ~5 minutes
-    python experiments/throughput/bench.py --device cuda   # the GPU table, one command
+    python -m experiments.throughput.bench                 # CPU (`make bench`), ~5 minutes
+    python -m experiments.throughput.bench --device cuda   # the GPU table, one command
 
 (a) `plain`: the PyTorch DCGAN example's procedure (github.com/pytorch/examples dcgan/main.py):
     D ends in Sigmoid + BCELoss, D on real then on fake.detach() (two backward calls), G
@@ -34,10 +34,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from src.models.dcgan import Discriminator, Generator
 
-from src.models.dcgan import Discriminator, Generator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 GFLOP_PER_IMAGE_64 = 2.29  # per training step at 64x64 with D frozen in the G step (issue 6)
 CASES = {
@@ -227,7 +226,8 @@ def build(name: str, case: str, device: torch.device, options: dict):
 def peak_memory(case: str, name: str, device: str) -> dict:
     """Peak RSS (and GPU memory) of a fresh process running 3 steps of one variant."""
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-of", case, name, "--device", device],
+        [sys.executable, "-m", "experiments.throughput.bench", "--memory-of", case, name,
+         "--device", device],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -21,12 +21,12 @@ check() {
   echo "check $name: exit $rc $(sed -n "1p;\$p" /tmp/runs/$name/metrics.csv 2>/dev/null | tr "\n" " ")" | tee -a "$OUT/checks.txt"
 }
 (
-  python3 experiments/throughput/bench.py --device cuda --rounds 2 --cases resnet
+  python -m experiments.throughput.bench --device cuda --rounds 2 --cases resnet
   check resnet_wgan_gp_bf16_compile model=resnet model.loss=wasserstein model.penalty=wgan_gp \
     model.compile=true trainer.precision=bf16-mixed data=fake
   check sngan_r1_lazy_bf16_compile model=sngan model.loss=hinge model.penalty=r1 \
     model.penalty_weight=0.1 model.penalty_every=4 model.compile=true trainer.precision=bf16-mixed
   check dcgan_conditional_lecam_bf16_compile model.conditional=true model.lecam_weight=0.3 \
     model.compile=true trainer.precision=bf16-mixed model.penalty=r2 model.penalty_weight=0.1
-  python3 experiments/throughput/bench.py --device cuda --rounds 2 --cases sngan
+  python -m experiments.throughput.bench --device cuda --rounds 2 --cases sngan
 ) 2>&1 | grep --line-buffered -v -e "^GPU available" -e "^TPU available" -e "Tip:" -e "stopped:" | tee "$OUT/bench_gpu.txt"

@@ -20,13 +20,6 @@ class SampleGrid(Callback):
         self.last: Path | None = None
 
     @rank_zero_only
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):  # W&B's image slider steps through epochs
-                logger.experiment.define_metric("epoch")
-                logger.experiment.define_metric("samples", step_metric="epoch")
-
-    @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         labels = pl_module.fixed_labels
         images = pl_module.sample(pl_module.fixed_noise, labels).float().cpu()

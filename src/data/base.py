@@ -23,15 +23,17 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from src.data.sampling import EpochSampler
+from src.data.sampling import ContiguousBatches, EpochSampler
 from src.data.transforms import fit_images
 from src.utils.checkpoint import atomic_torch_save
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, choice, integer, number
 
 log = logging.getLogger(__name__)
 
 RESIDENT_CHOICES = ("auto", True, False)
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+STREAMING_POOL = 20_000
+VAL_BATCH = 500
 
 
 class UInt8Images(Dataset):
@@ -90,6 +92,23 @@ class WithLabels(Dataset):
         return list(zip(images, self.targets[indices], strict=True))
 
 
+class ReferenceImages(Dataset):
+    """(uint8 images, labels or None, positions) of a datamodule's images at `indices`, fetched
+    a batch of positions at a time."""
+
+    def __init__(self, datamodule: "ImageDataModule", indices: torch.Tensor):
+        self.datamodule, self.indices = datamodule, indices
+        self.targets = datamodule.targets()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        indices = self.indices[positions]
+        labels = self.targets[indices] if self.targets is not None else None
+        return self.datamodule.fetch(indices), labels, positions
+
+
 LABELLED = (
     "labelled data: digits, mnist/fashion_mnist (with their *-labels-idx1-ubyte files), "
     "cifar10, lsun with several classes, a folder with one sub-folder per class"
@@ -123,20 +142,18 @@ class ImageDataModule(LightningDataModule):
         resident_max_gb: float = 4.0,
         cache_dir: str | None = None,
         labels: bool = False,
+        val_size: int = 1000,
     ):
         """`labels`: batches are (images, labels) pairs (for a conditional model; the
-        dataset must have class labels)."""
+        dataset must have class labels). `val_size`: reference images of the validation
+        metrics (as many samples are generated)."""
         super().__init__()
-        if channels not in (1, 3) or isinstance(channels, bool):
-            raise ConfigError("data.channels", channels, "allowed: 1 or 3")
-        for key, value, low in [("batch_size", batch_size, 1), ("num_workers", num_workers, 0)]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"data.{key}", value, f"allowed: an integer >= {low}")
-        numeric = isinstance(resident_max_gb, int | float) and not isinstance(resident_max_gb, bool)
-        if not (numeric and 0 <= resident_max_gb < float("inf")):
-            raise ConfigError("data.resident_max_gb", resident_max_gb, "allowed: a number >= 0")
-        if resident not in RESIDENT_CHOICES:
-            raise ConfigError("data.resident", resident, "allowed: auto, true, false")
+        choice("data.channels", channels, (1, 3))
+        integer("data.batch_size", batch_size)
+        integer("data.num_workers", num_workers, low=0)
+        integer("data.val_size", val_size, low=2)
+        number("data.resident_max_gb", resident_max_gb)
+        choice("data.resident", resident, RESIDENT_CHOICES)
         if root is not None and not download and not Path(root).is_dir():
             raise ConfigError(
                 "data.root", root,
@@ -179,14 +196,32 @@ class ImageDataModule(LightningDataModule):
             )  # fmt: skip
         return list(names)
 
-    def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
-        """`n` images (or all, if fewer) as floats in [-1, 1], a fixed random subset."""
+    def metric_pool(self) -> torch.Tensor:
+        """Dataset indices of the images quality metrics draw on: every image when resident,
+        else a fixed random `STREAMING_POOL` (enough to train the extractor and to compare)."""
         self.setup("fit")
-        order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))
-        chosen = order[:n]
+        n, seeded = len(self.dataset), torch.Generator().manual_seed(0)
+        return (
+            torch.arange(n)
+            if self.images is not None
+            else torch.randperm(n, generator=seeded)[:STREAMING_POOL]
+        )
+
+    def evaluation_split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool in a fixed random order, split into the `n` reference images the samples
+        are compared with and the rest (held out: the real-vs-real floor)."""
+        pool = self.metric_pool()
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
+        return pool[order[:n]], pool[order[n:]]
+
+    def fetch(self, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 images of the dataset at `indices`, on the CPU."""
+        self.setup("fit")
         if self.images is not None:
-            return to_float(self.images[chosen.to(self.images.device)].cpu())
-        return to_float(torch.stack([self.dataset[int(i)] for i in chosen]))
+            return self.images[indices.to(self.images.device)].cpu()
+        if not len(indices):
+            return torch.empty(0, self.hparams.channels, *[self.hparams.image_size] * 2).byte()
+        return torch.stack([self.dataset[int(i)] for i in indices])
 
     def download(self, fetch: Callable[[], object]) -> None:
         """Runs a torchvision download (data.download=true); a failure is one clear line."""
@@ -256,6 +291,20 @@ class ImageDataModule(LightningDataModule):
             generator=rng,
         )  # worker seeds: Lightning's worker_init_fn, since seed_everything(workers=True)
 
+    def val_dataloader(self) -> DataLoader:
+        """The reference images of the validation metrics (`val_size` of them, with their
+        labels, if any, and their positions), each rank a contiguous slice: nothing padded."""
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        reference, _ = self.evaluation_split(self.hparams.val_size)
+        if self.images is not None and self.trainer is not None:
+            self.images = self.images.to(self.trainer.strategy.root_device)
+        return DataLoader(
+            ReferenceImages(self, reference), batch_size=None, generator=torch.Generator(),
+            sampler=ContiguousBatches(len(reference), VAL_BATCH, rank, world_size),
+        )  # fmt: skip
+
     def with_labels(self, dataset: Dataset, device: torch.device | None = None) -> Dataset:
         """`dataset` as (image, label) pairs when the model is conditional, else as it is."""
         if not self.hparams.labels:
@@ -264,11 +313,11 @@ class ImageDataModule(LightningDataModule):
 
     def on_after_batch_transfer(
         self, batch: torch.Tensor | list[torch.Tensor], dataloader_idx: int
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if isinstance(batch, torch.Tensor):
             return to_float(batch)
-        images, labels = batch
-        return to_float(images), labels
+        images, *rest = batch
+        return to_float(images), *rest
 
     # --- the resident tensor --------------------------------------------------------------
     def load_resident(self) -> torch.Tensor:

@@ -78,3 +78,18 @@ class EpochSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.batches_per_epoch * (1 if self.batches else self.batch_size)
+
+
+class ContiguousBatches(DistributedSampler):
+    """Index batches of this rank's contiguous slice of range(n) (the slices differ in length
+    by at most one): every item exactly once over the ranks, in order, nothing padded."""
+
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        super().__init__(range(n), num_replicas=world_size, rank=rank, shuffle=False)
+        self.batches = list(torch.arange(n).tensor_split(world_size)[rank].split(batch_size))
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

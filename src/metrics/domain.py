@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.metrics.quality import Featurizer
 from src.utils.checkpoint import atomic_torch_save
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,24 @@ class DomainCNN(nn.Module):
             nn.Flatten(), nn.Linear(128 * 16, FEATURES), nn.ReLU(),
         )  # fmt: skip
         self.head = nn.Linear(FEATURES, num_classes)
-        self.num_features = FEATURES  # read by torchmetrics' FID/KID for a custom extractor
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features, in float64 for the statistics (what torchmetrics calls for FID/KID)."""
-        return self.features(images).double()
+
+class DomainFeatures(Featurizer):
+    """The trained domain CNN as the metrics' feature extractor, and its classifier."""
+
+    def __init__(self, net: DomainCNN):
+        super().__init__(FEATURES)
+        self.net = net.eval()
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.features(images.float())
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of images in [-1, 1]."""
+        return self.net.head(self(images).float()).softmax(1)
 
 
 @dataclass
@@ -127,7 +138,8 @@ def load_or_train(
     path = cache_dir / f"domain_cnn_{key}.pt"
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        net = DomainCNN(saved["channels"], saved["num_classes"])
+        with torch.random.fork_rng(devices=[]):  # its init must not draw from the training RNG
+            net = DomainCNN(saved["channels"], saved["num_classes"])
         net.load_state_dict(saved["state_dict"])
         net.eval()
         return DomainModel(net, saved["test_accuracy"], saved["labelled"], fingerprint)

@@ -1,10 +1,9 @@
 """The standard FID backend: Inception-V3 (torch-fidelity's FID weights) when they are on disk.
 
 Nothing is downloaded: the weights come from `inception_weights=PATH` or torch hub's cache
-(`<torch hub dir>/checkpoints/weights-inception-2015-12-05-6726825d.pth`, where
-torch-fidelity and torchmetrics put them). Images go in as uint8 RGB (grey repeated to 3
-channels) and are resized to 299x299 with the classic non-antialiased bilinear resize, so
-the numbers are comparable with published FIDs.
+(`<torch hub dir>/checkpoints/weights-inception-2015-12-05-6726825d.pth`, where torch-fidelity
+and torchmetrics put them). Images go in as uint8 RGB (grey repeated) and are resized to
+299x299 without antialiasing, so the numbers are comparable with published FIDs.
 """
 
 import logging
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from src.metrics.quality import Featurizer
 from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -37,23 +37,23 @@ def find_weights(configured: str | None, key: str = "inception_weights") -> Path
     return None
 
 
-class InceptionFeatures:
-    """2048-d pool features of Inception-V3 (FID variant) for float images in [-1, 1]."""
+class InceptionFeatures(Featurizer):
+    """2048-d pool features of Inception-V3 (FID variant) for images in [-1, 1]."""
 
     def __init__(self, weights: Path):
         from torchmetrics.image.fid import NoTrainInceptionV3
 
+        super().__init__(2048)
         self.net = NoTrainInceptionV3(
             name="inception-v3-compat", features_list=["2048"],
             feature_extractor_weights_path=str(weights), antialias=False,
         )  # fmt: skip
 
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor, batch: int = 100) -> torch.Tensor:
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
         out = []
-        for chunk in images.split(batch):
+        for chunk in images.split(100):
             uint8 = ((chunk.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
             if uint8.shape[1] == 1:
                 uint8 = uint8.expand(-1, 3, -1, -1)
-            out.append(self.net(uint8).double())
+            out.append(self.net(uint8))
         return torch.cat(out)

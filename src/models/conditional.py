@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from src.models.latent import check_norm, check_num_classes, positive_int
-from src.utils.errors import ConfigError
+from src.models.latent import NORMS
+from src.utils.errors import choice, integer
 
 CONDITIONS = ("projection", "acgan")
 
@@ -66,15 +66,16 @@ class Critic(nn.Module):
     term reads the globally sum-pooled features phi(x), as in Miyato & Koyama's ResNets, so
     it asks "is this class present" rather than matching a per-position template."""
 
-    def __init__(self, ndf: int, norm: str, *, num_classes: int = 0, condition: str = "projection"):
-        """Also checks the arguments every discriminator has: its width, its norm and its
-        classes. Subclasses take the keyword-only ones as `**common` and pass them here."""
+    def __init__(
+        self, ndf: int, norm: str, *, num_classes: int = 0, condition: str = "projection",
+        min_width: int = 1, norms: tuple[str, ...] = NORMS,
+    ):  # fmt: skip
+        """Checks what every discriminator has: width (>= the architecture's `min_width`), norm
+        (one of `norms`) and condition. Subclasses pass the keyword-only ones as `**common`."""
         super().__init__()
-        positive_int("model.discriminator.ndf", ndf)
-        check_norm("model.discriminator.norm", norm)
-        if condition not in CONDITIONS:
-            raise ConfigError("model.condition", condition, f"allowed: {', '.join(CONDITIONS)}")
-        check_num_classes(num_classes)
+        integer("model.discriminator.ndf", ndf, low=min_width)
+        choice("model.discriminator.norm", norm, norms)
+        choice("model.condition", condition, CONDITIONS)
         self.num_classes, self.condition = num_classes, condition
         self.embed: nn.Embedding | None = None
         self.classifier: nn.Linear | None = None

@@ -8,20 +8,14 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm
-from src.models.latent import LatentGenerator
-from src.utils.errors import ConfigError
+from src.models.latent import LatentGenerator, check_image_size
 
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
+SIZES = (16, 32, 64, 128, 256)
 
 
 def num_scales(image_size: int) -> int:
     """Number of stride-2 blocks between a 4x4 map and `image_size` (64 -> 4)."""
-    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE or image_size & (image_size - 1):
-        raise ConfigError(
-            "data.image_size", image_size,
-            f"allowed: a power of two in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
-        )  # fmt: skip
-    return int(math.log2(image_size)) - 2
+    return int(math.log2(check_image_size(image_size, SIZES, "dcgan"))) - 2
 
 
 def spectral_norm_convs(net: nn.Module) -> None:

@@ -1,37 +1,31 @@
 """The LightningModule: alternating D and G updates with manual optimization."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pytorch_lightning import LightningModule
+from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.optim.swa_utils import AveragedModel, update_bn
 
+from src.metrics.evaluator import SampleQuality
+from src.metrics.quality import LOGGED
 from src.models.augment import POLICIES, diff_augment
-from src.models.health import HealthMonitor, step_if_finite
-from src.models.latent import positive_int
-from src.models.losses import (
-    PENALTIES,
-    check_loss,
-    discriminator_loss,
-    generator_loss,
-    gradient_penalty,
-    lecam,
-    mode_seeking,
-    wgan_gp,
-)
+from src.models.ema import EMAGenerator
+from src.models.health import HealthMonitor, step_unless
+from src.models.losses import build_loss
 from src.models.optim import build_optimizer, lr_scale
+from src.models.regularizers import DStep, GStep, Regularizer, Seen, standard_terms
 from src.utils.checkpoint import rng_states, set_rng_states
-from src.utils.errors import ConfigError
+from src.utils.distributed import GANDDPStrategy
+from src.utils.errors import ConfigError, choice, integer, number
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
 
 
 class GANModule(LightningModule):
-    """Holds G, D (and optionally an EMA copy of G) and trains them as in the DCGAN paper."""
+    """G and D (and optionally an EMA of G), trained by alternating D and G steps."""
 
     def __init__(
         self,
@@ -43,11 +37,12 @@ class GANModule(LightningModule):
         scale_lr: str = "none",
         loss: str = "least_squares",
         g_objective: str = "non_saturating",
-        penalty: str = "none",
+        penalty: str | list[str] = "none",
         penalty_weight: float = 10.0,
         penalty_every: int = 1,
         lecam_weight: float = 0.0,
         mode_seeking_weight: float = 0.0,
+        regularizers: dict[str, Regularizer] | None = None,
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
         augment: list[str] | tuple[str, ...] = ("translation",),
@@ -58,84 +53,254 @@ class GANModule(LightningModule):
         compile: bool = False,
         conditional: bool = False,
         condition: str = "projection",
-        num_classes: int = 0,
+        metrics: SampleQuality | None = None,
     ):
         super().__init__()
-        check_loss(loss, g_objective)
-        if conditional != bool(num_classes) or generator.num_classes != num_classes:
-            raise ConfigError(
-                "model.num_classes", num_classes,
-                f"model.conditional={conditional} needs {'the data' if conditional else 'no'} "
-                "classes (src.train sets it from the data; do not type it)",
-            )  # fmt: skip
-        if penalty not in PENALTIES:
-            raise ConfigError("model.penalty", penalty, f"allowed: {', '.join(PENALTIES)}")
-        weights = {"penalty_weight": penalty_weight, "lecam_weight": lecam_weight,
-                   "mode_seeking_weight": mode_seeking_weight}  # fmt: skip
-        for key, value in weights.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ConfigError(f"model.{key}", value, "allowed: a number >= 0")
-        positive_int("model.penalty_every", penalty_every)
-        positive_int("model.num_fixed_noise", num_fixed_noise)
-        if not isinstance(d_steps_per_g_step, int) or d_steps_per_g_step < 1:
-            raise ConfigError("model.d_steps_per_g_step", d_steps_per_g_step, "allowed: >= 1")
-        augment = list(augment or [])
-        if unknown := [a for a in augment if a not in POLICIES]:
-            raise ConfigError("model.augment", unknown, f"allowed entries: {', '.join(POLICIES)}")
-        if not (isinstance(ema_decay, int | float) and 0.0 <= ema_decay < 1.0):
-            raise ConfigError("model.ema_decay", ema_decay, "allowed: [0, 1) (0 disables EMA)")
-        lr_scale(scale_lr, 1)  # validates the rule
-        # What torch refuses in an optimizer config fails here, before any training.
-        build_optimizer(optimizer_g, generator, "optimizer.generator")
-        build_optimizer(optimizer_d, discriminator, "optimizer.discriminator")
-        self.optimizer_g, self.optimizer_d, self.scheduler = optimizer_g, optimizer_d, scheduler
-        self.save_hyperparameters(
-            ignore=["generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler"]
-        )
+        if conditional != bool(generator.num_classes):
+            raise ValueError(f"conditional={conditional} needs a G with classes: build G and D "
+                             "with the data's num_classes, as src.train does")  # fmt: skip
+        self.save_hyperparameters(ignore=[
+            "generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler",
+            "regularizers", "metrics",
+        ])  # fmt: skip
         self.automatic_optimization = False
-        self.generator = generator
-        self.discriminator = discriminator
-        # An exponential moving average of G's weights gives visibly cleaner samples than the
-        # raw G at no training cost (Karras et al. 2018; Yaz et al. 2019). Its update count
-        # is a buffer of AveragedModel, so a resumed run continues the average exactly.
-        self.generator_ema = (
-            AveragedModel(generator, multi_avg_fn=ema_with_warmup(ema_decay)).requires_grad_(False)
-            if ema_decay
-            else None
-        )
-        self._ema_calibrated_at: int | None = None
-        if lecam_weight:
-            # Moving averages of D's mean output on real and on generated images (LeCam).
-            self.register_buffer("lecam_ema", torch.zeros(2))
-        # A buffer, so the sample grids of a resumed run continue from the same noise. With
-        # classes: one row per class (up to 10), the same latent down each column.
-        if num_classes:
-            rows = min(num_classes, MAX_GRID_ROWS)
+        self.generator, self.discriminator = generator, discriminator
+        self.loss = build_loss(loss, g_objective)
+        terms = standard_terms(
+            penalty, penalty_weight, penalty_every, lecam_weight, mode_seeking_weight,
+            acgan=conditional and condition == "acgan",
+        )  # fmt: skip
+        self.regularizers = nn.ModuleDict(terms | (regularizers or {}))
+        self.d_steps_per_g_step = integer("model.d_steps_per_g_step", d_steps_per_g_step)
+        for policy in augment:
+            choice("model.augment", policy, POLICIES)
+        ema_decay = number("model.ema_decay", ema_decay, 0.0, 1.0, high_open=True)
+        self.generator_ema = EMAGenerator(generator, ema_decay) if ema_decay else None
+        # built here, so what torch refuses is reported before any data is read
+        opt_g = build_optimizer(optimizer_g, generator, "optimizer.generator")
+        opt_d = build_optimizer(optimizer_d, discriminator, "optimizer.discriminator")
+        self.built_optimizers = (opt_d, opt_g)
+        self.base_lrs = [[g["lr"] for g in o.param_groups] for o in self.built_optimizers]
+        lr_scale(scale_lr, 1)
+        self.scheduler = scheduler
+        self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
+        self.quality = metrics or SampleQuality()
+        # buffers, so the grids of a resumed run continue from the same noise; with classes,
+        # a row per class (up to 10) with the same latent down each column
+        if conditional:
+            rows = min(generator.num_classes, MAX_GRID_ROWS)
             columns = generator.sample_latent(CLASS_GRID_COLUMNS)
             self.register_buffer("fixed_noise", columns.repeat(rows, 1))
             self.register_buffer(
                 "fixed_labels", torch.arange(rows).repeat_interleave(CLASS_GRID_COLUMNS)
             )
         else:
+            num_fixed_noise = integer("model.num_fixed_noise", num_fixed_noise)
             self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
             self.fixed_labels = None
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
         self.class_names: list[str] | None = None  # the data's class names, saved in checkpoints
-        # Divergence guard state, kept on the device so checking it costs no per-step sync.
-        self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
+        self.eval_noise: torch.Tensor | None = None  # the validation samples' fixed latents
         self._compiled = False
 
-    def configure_model(self) -> None:
-        """Memory format and compilation, applied once the module is on its device.
+    # --- the training step -----------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        real, labels = (batch, None) if isinstance(batch, torch.Tensor) else batch
+        real = real.contiguous(memory_format=self.memory_format)
+        # counted over the run (and across a resume): G's turn comes even when the D steps
+        # per G step outnumber an epoch's batches
+        batch_number = self.trainer.fit_loop.total_batch_idx + 1
+        g_turn = batch_number % self.d_steps_per_g_step == 0
+        z, fake_labels = self.sample_inputs(real.shape[0], real.device)
+        with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
+            fake = self.generator(z, fake_labels)
+        logs = self.discriminator_step(real, labels, fake.detach(), fake_labels, batch_number)
+        if g_turn:
+            logs |= self.generator_step(real, labels, fake, fake_labels, z)
+        return logs
 
-        channels_last: NHWC convolutions are faster with oneDNN on CPU (1.15x per step at
-        64x64 here, experiments/throughput) and with Tensor Cores on GPU. compile: G and D are
-        compiled separately, in place, so state_dict keys stay the same (not the whole
-        LightningModule: the training step toggles requires_grad and steps optimizers). Compiled
-        networks keep the contiguous format: inductor's backward of G's channels_last
-        ConvTranspose2d weights failed a stride assertion on an H200 (torch 2.11, bf16-mixed;
-        experiments/throughput/RESULTS.md).
-        """
+    def discriminator_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor,
+        fake_labels: torch.Tensor | None, batch_number: int,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """D on real and on fake.detach() (no gradient reaches G), plus its regularizers."""
+        opt_d, _ = self.optimizers()
+        real_in, fake_in = self.d_inputs(real, fake, batch_number)
+        real_seen = Seen(real_in, labels, *self.critic(real_in, labels))
+        fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
+        d_loss = self.loss.discriminator(real_seen.logits, fake_seen.logits)
+        step = DStep(real_seen, fake_seen, self.eager_critic, batch_number, self.mean_over_ranks)
+        d_loss = add_terms(d_loss, (term.d_term(step) for term in self.regularizers.values()))
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        return {
+            "train/loss_d": d_loss.detach(),
+            "train/d_real": torch.sigmoid(real_seen.logits.detach()).mean(),
+            "train/d_fake": torch.sigmoid(fake_seen.logits.detach()).mean(),
+            "d_skipped": self.step_if_finite(opt_d, d_loss, self.discriminator),
+            **step.logs,
+        }
+
+    def generator_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor,
+        fake_labels: torch.Tensor | None, z: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """G through the just-updated D. toggled_optimizer freezes D's weights, so backward
+        computes only the input gradients G needs."""
+        _, opt_g = self.optimizers()
+        with self.toggled_optimizer(opt_g):
+            fake_in = self.augment(fake)
+            fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
+            real_logits = None
+            if self.loss.g_needs_real:
+                with torch.no_grad():
+                    real_logits, _ = self.critic(self.augment(real), labels)
+            g_loss = self.loss.generator(fake_seen.logits, real_logits)
+            step = GStep(fake_seen, fake, z)
+            g_loss = add_terms(g_loss, (term.g_term(step) for term in self.regularizers.values()))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            skipped = self.step_if_finite(opt_g, g_loss, self.generator)
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
+        return {"train/loss_g": g_loss.detach(), "g_skipped": skipped, **step.logs}
+
+    # --- the parts the step calls ------------------------------------------------------------
+    def sample_inputs(
+        self, n: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """G's latents and, when conditional, the classes it is asked for (drawn uniformly)."""
+        z = self.generator.sample_latent(n, device=device)
+        labels = self.generator.sample_labels(n, device=device)
+        for term in self.regularizers.values():
+            labels = term.pair_labels(labels)
+        return z, labels
+
+    def d_inputs(
+        self, real: torch.Tensor, fake: torch.Tensor, batch_number: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What D sees, requiring grad where a due penalty reuses D's forward (eager D only)."""
+        wanted: set[str] = set()
+        if not self._compiled:
+            wanted = wanted.union(
+                *(t.input_grads(batch_number) for t in self.regularizers.values())
+            )
+        real_in, fake_in = self.augment(real), self.augment(fake)
+        return real_in.requires_grad_("real" in wanted), fake_in.requires_grad_("fake" in wanted)
+
+    def critic(
+        self, images: torch.Tensor, labels: torch.Tensor | None, eager: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits and, for AC-GAN, its class logits (else None); eager: D's own forward
+        even when compiled (aot_autograd has no double backward)."""
+        out = (self.discriminator.forward if eager else self.discriminator)(images, labels)
+        return out if isinstance(out, tuple) else (out, None)
+
+    def eager_critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.critic(images, labels, eager=self._compiled)[0]
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees: images under the configured DiffAugment policy (identity if none)."""
+        return diff_augment(images, self.hparams.augment)
+
+    def mean_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="mean")
+
+    def step_if_finite(self, optimizer: Any, loss: torch.Tensor, net: nn.Module) -> torch.Tensor:
+        """Steps `net` unless `loss` is non-finite (on any rank); returns that device flag."""
+        skip = ~torch.isfinite(loss.detach())
+        if isinstance(self.trainer.strategy, GANDDPStrategy):
+            skip = self.trainer.strategy.all_reduce_gradients(net, skip)
+        step_unless(optimizer, skip)
+        return skip
+
+    def on_train_batch_end(self, outputs: dict[str, Any], batch: Any, batch_idx: int) -> None:
+        """The bookkeeping around a step: the divergence guard, lr schedules, logging."""
+        skipped = outputs.pop("d_skipped")
+        if "g_skipped" in outputs:
+            skipped = skipped | outputs.pop("g_skipped")
+        outputs["train/nonfinite_steps"] = self.health.update(
+            skipped, outputs["train/d_real"], outputs["train/d_fake"]
+        )
+        for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
+            schedule.step()
+        batch_index = self.trainer.fit_loop.total_batch_idx
+        if (batch_index + 1) % self.trainer.log_every_n_steps == 0:  # a sync, on log steps only
+            self.health.check(batch_index, self.trainer.current_epoch)
+        # device tensors: Lightning reads them every log_every_n_steps (no per-step sync); the
+        # progress bar shows epoch means, which need none either
+        size = len(batch if isinstance(batch, torch.Tensor) else batch[0])
+        self.log_dict(outputs, on_step=True, on_epoch=False, batch_size=size)
+        epoch_means = {k.removeprefix("train/"): v for k, v in outputs.items() if "/loss" in k}
+        self.log_dict(
+            epoch_means, on_step=False, on_epoch=True, prog_bar=True, logger=False,
+            batch_size=size,
+        )  # fmt: skip
+
+    # --- sampling and the validation metrics ------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        return bool(self.generator.num_classes)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator (BatchNorm statistics measured for its weights) or G itself."""
+        if self.generator_ema is None:
+            return self.generator
+        return self.generator_ema.calibrated(self.device)
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents (and classes), in full precision, BatchNorm in
+        inference mode."""
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.autocast(self.device.type, enabled=False):
+                labels = labels.to(self.device) if labels is not None else None
+                return generator(z.to(self.device), labels)
+        finally:
+            generator.train(was_training)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.sanity_checking:  # a partial pass would count as the reference
+            return
+        self.quality.start(self.trainer, self.conditional)
+        if self.eval_noise is None:  # fixed: every evaluation compares the same latents
+            n = len(self.trainer.val_dataloaders.dataset)
+            rng = torch.Generator().manual_seed(0)
+            self.eval_noise = self.generator.sample_latent(n, generator=rng).to(self.device)
+        if isinstance(self.trainer.strategy, GANDDPStrategy):  # rank 0's BatchNorm statistics
+            self.trainer.strategy.broadcast_tensors(list(self.sampling_generator.buffers()))
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Samples for these reference positions from their fixed latents (a conditional G
+        each class equally often), then updates the metrics."""
+        if self.trainer.sanity_checking:
+            return
+        real, real_labels, positions = batch
+        if self.quality.needs_real:
+            self.quality.update(real, True, real_labels)
+        labels = positions % self.generator.num_classes if self.conditional else None
+        self.quality.update(self.sample(self.eval_noise[positions], labels), False, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        values = self.quality.finish()
+        self.log_dict({LOGGED[k]: v for k, v in values.items() if k in LOGGED}, sync_dist=True)
+
+    def on_train_end(self) -> None:
+        if self.quality.evaluations:
+            rank_zero_info(self.quality.cost())
+
+    # --- set-up, optimizers, checkpoints ----------------------------------------------------
+    def configure_model(self) -> None:
+        """channels_last (faster convolutions with oneDNN and Tensor Cores, experiments/
+        throughput) and torch.compile of G and D in place, so state_dict keys stay the same.
+        Compiled networks stay contiguous: inductor's backward of G's channels_last
+        ConvTranspose2d weights failed a stride assertion on an H200 (RESULTS.md)."""
         nets = [self.generator, self.discriminator]
         if self.generator_ema is not None:
             nets.append(self.generator_ema)
@@ -147,226 +312,31 @@ class GANModule(LightningModule):
             compile_network(self.discriminator)
             self._compiled = True
 
-    def training_step(
-        self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> dict[str, torch.Tensor]:
-        images, labels = (batch, None) if isinstance(batch, torch.Tensor) else batch
-        real = images.contiguous(memory_format=self.memory_format)
-        opt_d, opt_g = self.optimizers()
-        # Counted over the whole run (and across a resume), not per epoch: with more D steps
-        # per G step than batches in an epoch, a per-epoch count would never reach G's turn.
-        batch_number = self.trainer.fit_loop.total_batch_idx + 1
-        g_turn = batch_number % self.hparams.d_steps_per_g_step == 0
-        z = self.generator.sample_latent(real.shape[0], device=real.device)
-        # conditional: G's labels are drawn uniformly (as in Mimicry)
-        fake_labels = self.generator.sample_labels(real.shape[0], device=real.device)
-        if self.hparams.mode_seeking_weight and fake_labels is not None:
-            half = real.shape[0] // 2  # pairs (i, i + half): one class, two latents
-            fake_labels[half : 2 * half] = fake_labels[:half]
-        with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
-            fake = self.generator(z, fake_labels) if self.conditional else self.generator(z)
-
-        # D step: D on real and on fake.detach(), so no gradient reaches G.
-        penalty = self.penalty_due(batch_number)
-        real_in, fake_in = self.augment(real), self.augment(fake.detach())
-        reuse = not self._compiled  # R1/R2 reuse this forward's graph (eager D only)
-        real_in.requires_grad_(reuse and penalty == "r1")
-        fake_in.requires_grad_(reuse and penalty == "r2")
-        real_logits, real_classes = self.critic(real_in, labels)
-        fake_logits, _ = self.critic(fake_in, fake_labels)
-        d_loss = discriminator_loss(real_logits, fake_logits, self.hparams.loss)
-        if real_classes is not None:  # AC-GAN: D also learns the class of real images
-            d_loss = d_loss + F.cross_entropy(real_classes.float(), labels)
-        logs: dict[str, torch.Tensor] = {}
-        if penalty:
-            term = self.penalty_term(
-                penalty, (real_in, labels, real_logits), (fake_in, fake_labels, fake_logits)
-            )
-            # lazy regularization: every k-th D step, k times as strong (Karras et al. 2020)
-            d_loss = d_loss + self.hparams.penalty_every * term
-            logs["train/penalty"] = term.detach()
-        if self.hparams.lecam_weight:
-            d_loss = d_loss + self.hparams.lecam_weight * lecam(
-                real_logits, fake_logits, self.lecam_ema[0], self.lecam_ema[1]
-            )
-            self.update_lecam(real_logits, fake_logits)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        d_bad = step_if_finite(opt_d, d_loss, self.discriminator)
-        logs |= {
-            "train/loss_d": d_loss.detach(),
-            "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-        }
-
-        # G step through the just-updated D. toggled_optimizer sets requires_grad=False on D's
-        # parameters, so backward computes only the input gradients G needs, no D weight grads.
-        if g_turn:
-            with self.toggled_optimizer(opt_g):
-                fake_logits, fake_classes = self.critic(self.augment(fake), fake_labels)
-                real_logits = None
-                if self.hparams.loss == "relativistic":  # G's loss compares with D on reals
-                    with torch.no_grad():
-                        real_logits, _ = self.critic(self.augment(real), labels)
-                g_loss = generator_loss(
-                    fake_logits, self.hparams.loss, self.hparams.g_objective, real_logits
-                )
-                if fake_classes is not None:  # AC-GAN: G makes images of the asked class
-                    g_loss = g_loss + F.cross_entropy(fake_classes.float(), fake_labels)
-                if self.hparams.mode_seeking_weight:
-                    g_loss = g_loss + self.hparams.mode_seeking_weight * mode_seeking(fake, z)
-                opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
-                g_bad = step_if_finite(opt_g, g_loss, self.generator)
-            if self.generator_ema is not None:
-                self.generator_ema.update_parameters(self.generator)
-            logs["train/loss_g"] = g_loss.detach()
-        logs["train/nonfinite_steps"] = self.health.update(
-            d_bad | g_bad if g_turn else d_bad, logs["train/d_real"], logs["train/d_fake"]
-        )
-        for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
-            schedule.step()
-        if (self.trainer.fit_loop.total_batch_idx + 1) % self.trainer.log_every_n_steps == 0:
-            # a sync, on log steps only
-            self.health.check(self.trainer.fit_loop.total_batch_idx, self.trainer.current_epoch)
-
-        # Device tensors, logged on step only: Lightning converts them to numbers every
-        # `log_every_n_steps`, so there is no host-device sync on the other steps.
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
-        # The progress bar shows epoch means, which need no per-step sync either.
-        epoch_means = {k.removeprefix("train/"): v for k, v in logs.items() if "/loss" in k}
-        self.log_dict(
-            epoch_means, on_step=False, on_epoch=True, prog_bar=True, logger=False,
-            batch_size=real.shape[0],
-        )  # fmt: skip
-        return logs
-
-    @property
-    def conditional(self) -> bool:
-        return bool(self.hparams.num_classes)
-
-    def critic(
-        self, images: torch.Tensor, labels: torch.Tensor | None, eager: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's real/fake logits for `images` (of classes `labels` when conditional) and, for
-        AC-GAN, its class logits (else None). eager: D's own forward even when compiled."""
-        discriminator = self.discriminator.forward if eager else self.discriminator
-        if not self.conditional:
-            return discriminator(images), None
-        out = discriminator(images, labels)
-        return out if isinstance(out, tuple) else (out, None)
-
-    def penalty_due(self, batch_number: int) -> str | None:
-        """The gradient penalty to add on this batch's D step (None: none due)."""
-        penalty, every = self.hparams.penalty, self.hparams.penalty_every
-        return penalty if penalty != "none" and batch_number % every == 0 else None
-
-    def penalty_term(
-        self, penalty: str, real: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
-        fake: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
-    ) -> torch.Tensor:  # fmt: skip
-        """penalty_weight x the penalty: WGAN-GP's lambda E[(||grad||-1)^2], or R1 (on real
-        images, Mescheder et al. 2018) / R2 (on generated ones) gamma/2 E[||grad||^2].
-        `real`/`fake`: the (images, labels, logits) of this D step's forward.
-        Conditional WGAN-GP evaluates D at the interpolates with the real images' labels.
-
-        torch.compile's aot_autograd has no double backward, so a compiled D is penalised
-        through its eager forward on the same weights: one more D forward on penalised steps.
-        """
-        weight, eager = self.hparams.penalty_weight, self._compiled
-        if penalty == "wgan_gp":
-            critic = lambda x: self.critic(x, real[1], eager)[0]  # noqa: E731
-            return weight * wgan_gp(critic, real[0], fake[0])
-        images, labels, logits = real if penalty == "r1" else fake
-        critic = lambda x: self.critic(x, labels, eager)[0]  # noqa: E731
-        return weight / 2 * gradient_penalty(critic, images, None if eager else logits).mean()
-
-    @torch.no_grad()
-    def update_lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
-        means = torch.stack([real_logits.float().mean(), fake_logits.float().mean()])
-        # over the global batch under data parallelism: the averages stay equal on every
-        # rank, so the checkpoint's (rank 0's) is every rank's and a resume continues exactly
-        means = self.trainer.strategy.reduce(means, reduce_op="mean")
-        self.lecam_ema.lerp_(means, 0.01)  # decay 0.99, as in Tseng et al.'s code
-
-    def augment(self, images: torch.Tensor) -> torch.Tensor:
-        """What D sees: images under the configured DiffAugment policy (identity if none)."""
-        return diff_augment(images, self.hparams.augment)
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The EMA generator (BatchNorm statistics recomputed for its weights) or G itself.
-
-        The EMA weights never ran forward during training, so inference-mode BatchNorm needs
-        running statistics measured for them: swa_utils.update_bn over fresh latents, drawn
-        with a private RNG so sampling never shifts the training noise stream. A conditional
-        G is calibrated on uniformly drawn labels (packed beside z, since update_bn passes one
-        tensor per batch).
-        """
-        if self.generator_ema is None:
-            return self.generator
-        ema = self.generator_ema.module
-        updates = int(self.generator_ema.n_averaged)
-        if self._ema_calibrated_at != updates:
-            rng = torch.Generator(device=self.device).manual_seed(0)
-            batches = []
-            for _ in range(8):
-                z = ema.sample_latent(256, generator=rng, device=self.device)
-                if ema.num_classes:
-                    labels = ema.sample_labels(256, generator=rng, device=self.device)
-                    z = torch.cat([z, labels.unsqueeze(1).to(z.dtype)], 1)
-                batches.append(z)
-            update_bn(batches, PackedLabels(ema) if ema.num_classes else ema)
-            self._ema_calibrated_at = updates
-        return ema
-
-    @torch.no_grad()
-    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from latents (and class labels, for a conditional G), with
-        BatchNorm in inference mode (running statistics)."""
-        generator = self.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        try:
-            if self.conditional:
-                return generator(z.to(self.device), labels.to(self.device))
-            return generator(z.to(self.device))
-        finally:
-            generator.train(was_training)
-
-    def on_fit_start(self) -> None:
-        """Under data parallelism every rank draws its own noise and augmentations.
-
-        seed_everything gives all ranks the same RNG state (and a resume restores rank 0's on
-        all of them); a seed drawn from that shared state plus the rank decorrelates them
-        reproducibly. Single-process runs are left untouched.
-        """
-        if self.trainer.world_size > 1:
-            shared = int(torch.randint(0, 2**62, (1,)))
-            torch.manual_seed(shared + self.global_rank)
-
     @property
     def memory_format(self) -> torch.memory_format:
         nhwc = self.hparams.channels_last and not self.hparams.compile
         return torch.channels_last if nhwc else torch.contiguous_format
 
+    def on_fit_start(self) -> None:
+        """Every rank its own noise and augmentations: a seed drawn from the shared state (equal
+        on all ranks after seed_everything or a resume) plus the rank."""
+        if self.trainer.world_size > 1:
+            shared = int(torch.randint(0, 2**62, (1,)))
+            torch.manual_seed(shared + self.global_rank)
+
     def configure_optimizers(self) -> Any:
-        world_size = self.trainer.world_size if self._trainer is not None else 1
-        scale = lr_scale(self.hparams.scale_lr, world_size)
-        opt_d = build_optimizer(self.optimizer_d, self.discriminator, "optimizer.discriminator")
-        opt_g = build_optimizer(self.optimizer_g, self.generator, "optimizer.generator")
-        for group in [*opt_d.param_groups, *opt_g.param_groups]:
-            group["lr"] *= scale
+        scale = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
+        for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
+            for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+                group["lr"] = lr * scale
         if self.scheduler is None:
-            return [opt_d, opt_g]
-        # The batch count of the whole run, read when the schedule first steps (the trainer
-        # knows it then). Not `estimated_stepping_batches`: it builds the train dataloader
-        # before a checkpoint's RNG states are restored, so a resumed run would draw
-        # differently from an uninterrupted one.
-        return [opt_d, opt_g], [self.scheduler(o, self.scheduled_batches) for o in (opt_d, opt_g)]
+            return list(self.built_optimizers)
+        # the run's batch count, read when the schedule first steps: `estimated_stepping_batches`
+        # would build the train dataloader before a checkpoint's RNG states are restored
+        schedules = [self.scheduler(o, self.scheduled_batches) for o in self.built_optimizers]
+        return list(self.built_optimizers), schedules
 
     def scheduled_batches(self) -> int:
-        """Training batches in the whole run (what an lr schedule spans)."""
         return max(1, int(self.trainer.num_training_batches) * max(1, self.trainer.max_epochs))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -379,16 +349,16 @@ class GANModule(LightningModule):
 
     def optimizer_classes(self) -> dict[str, str]:
         """The optimizer class of each network (a resume must use the same)."""
-        named = {"generator": self.optimizer_g, "discriminator": self.optimizer_d}
-        return {k: getattr(getattr(f, "func", f), "__name__", str(f)) for k, f in named.items()}
+        opt_d, opt_g = self.built_optimizers
+        return {"generator": type(opt_g).__name__, "discriminator": type(opt_d).__name__}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuses, in one line, a checkpoint made for other networks or another optimizer."""
-        theirs = checkpoint.get("hyper_parameters", {}).get("num_classes", 0)
-        if theirs != self.hparams.num_classes:
+        theirs = checkpoint.get("hyper_parameters", {}).get("conditional", False)
+        if theirs != self.conditional:
             raise ConfigError(
-                "model.num_classes", self.hparams.num_classes,
-                f"the checkpoint was trained with {theirs} classes (0: unconditional)",
+                "model.conditional", self.conditional,
+                f"the checkpoint was trained with model.conditional={theirs}",
             )  # fmt: skip
         ours = self.state_dict()
         for name, value in checkpoint["state_dict"].items():
@@ -397,8 +367,7 @@ class GANModule(LightningModule):
                     "ckpt_path", name, f"shape {tuple(value.shape)} in the checkpoint, "
                     f"{tuple(ours[name].shape)} in this model: it was trained with other widths",
                 )  # fmt: skip
-        stored = set(checkpoint["state_dict"])
-        if differing := sorted(set(ours) ^ stored):
+        if differing := sorted(set(ours) ^ set(checkpoint["state_dict"])):
             where = "missing from" if differing[0] in ours else "only in"
             raise ConfigError(
                 "ckpt_path", differing[0], f"{where} the checkpoint: it was made for another model"
@@ -413,40 +382,18 @@ class GANModule(LightningModule):
             set_rng_states(checkpoint["rng_states"])
 
 
-class PackedLabels(nn.Module):
-    """A conditional G called with one tensor, [z, label] per row (what update_bn passes)."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        return self.generator(packed[:, :-1], packed[:, -1].long())
-
-
-def ema_with_warmup(decay: float) -> Callable[..., None]:
-    """swa_utils' EMA update (get_ema_multi_avg_fn) with the usual warm-up: the decay is
-    min(decay, (1 + n) / (10 + n)) after n updates, so early random weights do not linger.
-    Computed on the device from AveragedModel's own counter."""
-
-    @torch.no_grad()
-    def update(ema: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
-        n = n.to(ema[0].dtype)
-        warm = torch.clamp((1 + n) / (10 + n), max=decay)
-        torch._foreach_lerp_(ema, current, 1 - warm)
-
-    return update
+def add_terms(loss: torch.Tensor, terms: Iterable[torch.Tensor | None]) -> torch.Tensor:
+    """`loss` plus the regularizer terms that are due, each added as it is computed."""
+    for term in terms:
+        if term is not None:
+            loss = loss + term
+    return loss
 
 
 def compile_network(net: nn.Module) -> None:
-    """torch.compile `net` in place (state_dict keys unchanged), spectral norm left eager.
-
-    Inductor saved a spectral-norm parametrization's power-iteration buffer for backward in
-    place of the clone the parametrization takes, so D's second forward (real, then fake)
-    updated a tensor that D's backward needed: "modified by an inplace operation" in the
-    SNGAN ResNet D (torch 2.14 on CPU, 2.11 on an H100; aot_eager was fine). Each spectral
-    norm then runs eagerly, at one graph break per layer (tests/test_compile.py).
-    """
+    """torch.compile `net` in place (state_dict keys unchanged), spectral norm left eager:
+    inductor saved a spectral-norm power-iteration buffer for backward in place of the clone
+    the parametrization takes ("modified by an inplace operation", tests/test_compile.py)."""
     for module in net.modules():
         if parametrize.is_parametrized(module):
             for parametrization in module.parametrizations.values():

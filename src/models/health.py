@@ -1,53 +1,38 @@
-"""Divergence guard of the training step: skip non-finite updates, stop a run that keeps
-producing them, warn when D collapses. Kept on the device, so a step costs no host sync."""
+"""The divergence guard: skip non-finite updates, stop a run that keeps producing them, warn
+when D collapses; kept on the device, so a step costs no host sync."""
 
 import logging
 from typing import Any
 
 import torch
-from torch import nn
 
-from src.models.latent import positive_int
-from src.utils.distributed import all_reduce_gradients, is_distributed
-from src.utils.errors import DivergenceError
+from src.utils.errors import DivergenceError, integer
 
 log = logging.getLogger(__name__)
 
 
-def step_if_finite(optimizer: Any, loss: torch.Tensor, net: nn.Module) -> torch.Tensor:
-    """Steps `net` unless `loss` is non-finite; returns the (device) flag "update skipped".
-
-    Under data parallelism the gradients of `net` (only: the other network is not stepping)
-    are averaged over ranks first, and the flag is ORed across ranks in the same collective.
-    Fused optimizers take the flag as `found_inf` (the mechanism AMP's GradScaler uses) and skip
-    on the device: no sync. Others need the flag on the host, which costs a sync per step.
-    """
-    bad = ~torch.isfinite(loss.detach())
-    if is_distributed():
-        bad = all_reduce_gradients([p for p in net.parameters() if p.requires_grad], bad)
+def step_unless(optimizer: Any, skip: torch.Tensor) -> None:
+    """Steps `optimizer` unless the device flag `skip` is set; fused optimizers take it as
+    `found_inf` (AMP's mechanism) and skip on the device, others read it (a host sync)."""
     inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
     if inner.defaults.get("fused"):
-        inner.found_inf, inner.grad_scale = bad.float(), None
+        inner.found_inf, inner.grad_scale = skip.float(), None
         optimizer.step()
-    elif not bad.item():
+    elif not skip.item():
         optimizer.step()
-    return bad
 
 
 class HealthMonitor:
     """Counts skipped (non-finite) steps and D collapse on the device; `check` reads them.
 
-    Consecutive runs are tracked exactly on every step; `check`, called on logging steps,
-    stops the run if a run of non-finite steps reached `max_nonfinite_steps` since the last
-    check, and warns once per episode of D collapse (d_real > 0.99 and d_fake < 0.01 for
-    `collapse_warn_steps` steps in a row).
+    Consecutive runs are tracked on every step; `check`, called on logging steps, stops the run
+    if a run of non-finite steps reached `max_nonfinite_steps` since the last check, and warns
+    once per episode of D collapse (d_real > 0.99 and d_fake < 0.01 for `collapse_warn_steps`).
     """
 
     def __init__(self, max_nonfinite_steps: int, collapse_warn_steps: int):
-        positive_int("model.max_nonfinite_steps", max_nonfinite_steps)
-        positive_int("model.collapse_warn_steps", collapse_warn_steps)
-        self.max_nonfinite_steps = max_nonfinite_steps
-        self.collapse_warn_steps = collapse_warn_steps
+        self.max_nonfinite_steps = integer("model.max_nonfinite_steps", max_nonfinite_steps)
+        self.collapse_warn_steps = integer("model.collapse_warn_steps", collapse_warn_steps)
         self.total = self.run = self.worst_run = self.collapse_run = None
         self.collapse_warned = False
 

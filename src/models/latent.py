@@ -3,28 +3,20 @@
 import torch
 from torch import nn
 
-from src.utils.errors import ConfigError
+from src.utils.errors import ConfigError, choice, integer, number
 
 NORMS = ("batch", "spectral", "none")
 
 
-def check_norm(key: str, norm: str) -> str:
-    if norm not in NORMS:
-        raise ConfigError(key, norm, f"allowed: {', '.join(NORMS)}")
-    return norm
-
-
-def positive_int(key: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(key, value, "allowed: an integer >= 1")
-    return value
-
-
-def check_num_classes(num_classes: object) -> int:
-    """model.num_classes, as G and D both receive it: 0 (unconditional) or a class count."""
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-        raise ConfigError("model.num_classes", num_classes, "allowed: an integer >= 0")
-    return num_classes
+def check_image_size(image_size: object, allowed: tuple[int, ...], model: str) -> int:
+    """`data.image_size` for an architecture that builds `allowed` sizes only."""
+    if image_size not in allowed or isinstance(image_size, bool):
+        raise ConfigError(
+            "data.image_size",
+            image_size,
+            f"allowed for model={model}: {', '.join(map(str, allowed))}",
+        )
+    return image_size
 
 
 class LatentGenerator(nn.Module):
@@ -48,22 +40,17 @@ class LatentGenerator(nn.Module):
         component_spread: float = 0.5,
         norm: str = "batch",
         num_classes: int = 0,
+        min_width: int = 1,
     ):
-        """Also checks the arguments every generator has: its width, its norm and its number
-        of classes (0: unconditional; else G(z, y) with conditional BatchNorm). Subclasses
-        take the keyword-only ones as `**common` and pass them here."""
+        """Checks what every generator has: width, norm, prior; `num_classes` (from the data,
+        0: unconditional) makes G(z, y); `min_width`: the architecture's smallest ngf. Subclasses
+        pass the keyword-only ones as `**common`."""
         super().__init__()
-        check_num_classes(num_classes)
-        positive_int("model.generator.latent_dim", latent_dim)
-        positive_int("model.generator.ngf", ngf)
-        check_norm("model.generator.norm", norm)
-        if not isinstance(latent_components, int) or latent_components < 0:
-            raise ConfigError(
-                "model.generator.latent_components", latent_components,
-                "allowed: an integer >= 0 (0: a single Gaussian)",
-            )  # fmt: skip
-        if not (isinstance(component_spread, int | float) and 0 < component_spread < float("inf")):
-            raise ConfigError("model.generator.component_spread", component_spread, "allowed: > 0")
+        integer("model.generator.latent_dim", latent_dim)
+        integer("model.generator.ngf", ngf, low=min_width)
+        choice("model.generator.norm", norm, NORMS)
+        integer("model.generator.latent_components", latent_components, low=0)
+        number("model.generator.component_spread", component_spread, low_open=True)
         self.latent_dim, self.latent_components = latent_dim, latent_components
         self.norm, self.num_classes = norm, num_classes
         if latent_components:

@@ -18,8 +18,7 @@ from torch import nn
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm, call
 from src.models.dcgan import spectral_norm_convs
-from src.models.latent import LatentGenerator
-from src.utils.errors import ConfigError
+from src.models.latent import LatentGenerator, check_image_size
 
 # image size -> (bottom width, G widths as ngf divisors, D widths as ndf divisors with a
 # down-sampling flag per block after the first)
@@ -32,10 +31,7 @@ LAYOUTS = {
 
 
 def layout(image_size: int) -> tuple[int, list[int], list[int], list[bool]]:
-    if image_size not in LAYOUTS:
-        allowed = ", ".join(map(str, LAYOUTS))
-        raise ConfigError("data.image_size", image_size, f"allowed for model=resnet: {allowed}")
-    return LAYOUTS[image_size]
+    return LAYOUTS[check_image_size(image_size, tuple(LAYOUTS), "resnet")]
 
 
 def xavier(conv: nn.Module, gain: float) -> nn.Module:
@@ -85,12 +81,10 @@ class Generator(LatentGenerator):
     def __init__(
         self, image_size: int, channels: int, latent_dim: int = 128, *, ngf: int, **common: Any
     ):
-        super().__init__(latent_dim, ngf, **common)
-        norm, num_classes = self.norm, self.num_classes
         self.bottom, divisors, _, _ = layout(image_size)
+        super().__init__(latent_dim, ngf, min_width=max(divisors), **common)
+        norm, num_classes = self.norm, self.num_classes
         widths = [ngf // d for d in divisors]
-        if min(widths) < 1:
-            raise ConfigError("model.generator.ngf", ngf, f"allowed: >= {max(divisors)} here")
         self.width = widths[0]
         self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * widths[0]), 1.0)
         normalise = norm != "none"
@@ -119,15 +113,9 @@ class Discriminator(Critic):
     def __init__(
         self, image_size: int, channels: int, *, ndf: int, norm: str = "spectral", **common: Any
     ):
-        super().__init__(ndf, norm, **common)
-        if norm == "batch":
-            raise ConfigError(
-                "model.discriminator.norm", norm, "allowed for model=resnet: spectral, none"
-            )
         _, _, divisors, downsample = layout(image_size)
+        super().__init__(ndf, norm, min_width=max(divisors), norms=("spectral", "none"), **common)
         widths = [ndf // d for d in divisors]
-        if min(widths) < 1:
-            raise ConfigError("model.discriminator.ndf", ndf, f"allowed: >= {max(divisors)} here")
         blocks = [DBlock(channels, widths[0], downsample=True, first=True)]
         blocks += [
             DBlock(a, b, down)

@@ -14,18 +14,13 @@ from torch import nn
 
 from src.models.conditional import ConditionalSequential, Critic, batch_norm
 from src.models.dcgan import spectral_norm_convs
-from src.models.latent import LatentGenerator
-from src.utils.errors import ConfigError
+from src.models.latent import LatentGenerator, check_image_size
 
 SIZES = (32, 48, 64)
 
 
 def bottom_width(image_size: int) -> int:
-    if image_size not in SIZES:
-        raise ConfigError(
-            "data.image_size", image_size, f"allowed for model=sngan: {', '.join(map(str, SIZES))}"
-        )
-    return image_size // 8
+    return check_image_size(image_size, SIZES, "sngan") // 8
 
 
 class Generator(LatentGenerator):

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from src.utils.errors import ConfigError, DivergenceError, Interrupted
 
@@ -62,6 +61,8 @@ def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             return main(*args, **kwargs)
         except ConfigError as error:
             fail(f"config error: {error}", status=EXIT_CONFIG)
+        except MissingMandatoryValue as error:
+            fail(f"config error: {error.full_key}='???': required: set it", status=EXIT_CONFIG)
         except DivergenceError as error:
             fail(str(error), status=EXIT_DIVERGENCE)
         except Interrupted as error:
@@ -74,14 +75,6 @@ def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", status=1)
 
     return wrapped
-
-
-def check_int(cfg: DictConfig, key: str, low: int, high: int) -> int:
-    """`cfg[key]` as an int in [low, high], else a ConfigError naming the key."""
-    value = cfg[key]
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(key, value, f"allowed: an integer in [{low}, {high}]")
-    return value
 
 
 def writable_dir(key: str, path: str | os.PathLike) -> Path:

@@ -1,5 +1,5 @@
 """hydra.utils.instantiate for the run config: plain containers as arguments (checkpoints
-hold no OmegaConf objects) and a constructor's mistake reported as a ConfigError."""
+hold no OmegaConf objects) and a constructor's refusal reported as a ConfigError."""
 
 import re
 from typing import Any
@@ -12,9 +12,9 @@ from src.utils.errors import ConfigError
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """The object `cfg` describes. A ConfigError raised by a constructor is re-raised as
-    itself; arguments a constructor does not take, or a `_target_` that does not exist, are
-    config errors too."""
+    """The object `cfg` describes. A ConfigError raised inside is re-raised as itself; a
+    `_target_` that does not exist, or arguments its constructor refuses (TypeError,
+    ValueError: e.g. Lightning's checks of its Trainer keys), are ConfigErrors naming the node."""
     try:
         return hydra.utils.instantiate(cfg, _convert_="all", **kwargs)
     except InstantiationException as error:
@@ -25,10 +25,32 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
             raise cause from None
         if missing := re.search(r"Error locating target '([^']+)'", str(error)):
             raise ConfigError("_target_", missing[1], "no such class or function") from None
-        if isinstance(error.__cause__, TypeError):
-            target = cfg.get("_target_", "?")
-            raise ConfigError(f"{target}", "arguments", str(error.__cause__)) from None
+        from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+        if isinstance(error.__cause__, TypeError | ValueError | MisconfigurationException):
+            target = str(cfg.get("_target_", "?")).rsplit(".", 1)[-1]
+            reason = " ".join(str(error.__cause__).split())
+            key = refused_key(cfg, reason)
+            node = cfg._get_full_key(key) or "config"
+            value = cfg[key] if key else ConfigError.UNSHOWN
+            raise ConfigError(node, value, f"{target} refused it: {reason}") from None
         raise
+
+
+def refused_key(cfg: DictConfig, message: str) -> str | None:
+    """The key of `cfg` that a constructor's error message is about: the one it names, else
+    the one whose value it quotes (None when that is not one key)."""
+    keys = [k for k in cfg if k != "_target_" and not isinstance(cfg.get(k), DictConfig)]
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", message.lower()))
+    named = [k for k in keys if k.lower() in words]
+    if len(named) == 1:
+        return named[0]
+    quoted = [
+        k for k in keys
+        if isinstance(cfg.get(k), str | int | float) and not isinstance(cfg.get(k), bool)
+        and re.search(rf"(?<![\w.-]){re.escape(str(cfg.get(k)))}(?![\w.-])", message)
+    ]  # fmt: skip
+    return quoted[0] if len(quoted) == 1 else None
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:

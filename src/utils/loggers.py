@@ -166,8 +166,21 @@ def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
                 logger = offline_fallback(logger)
                 if logger is None:
                     continue
+            plot_against_epochs(logger.experiment)
         started.append(logger)
     return started
+
+
+def plot_against_epochs(run: Any) -> None:
+    """W&B plots the validation metrics and sample grids against the epoch and keeps each
+    metric's best value in the run summary."""
+    from src.metrics.quality import LOGGED, LOWER_IS_BETTER
+
+    run.define_metric("epoch")
+    run.define_metric("samples", step_metric="epoch")
+    for name in LOGGED.values():
+        goal = "min" if name in LOWER_IS_BETTER else "max"
+        run.define_metric(name, step_metric="epoch", summary=goal)
 
 
 def offline_fallback(logger: WandbLogger) -> WandbLogger | None:

@@ -1,0 +1,238 @@
+"""Regularizers: terms the training step adds to D's or G's loss, each owning its settings,
+its schedule and its state (buffers, so checkpoints and gan_ddp carry them).
+
+A term reads what the step computed (`DStep`, `GStep`) and returns its share of the loss, or
+None when it is not due. Add one by subclassing `Regularizer`; `model.regularizers` takes
+extra terms by `_target_`, the flat `model.penalty*`, `lecam_weight` and `mode_seeking_weight`
+keys build the standard ones (`standard_terms`).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.utils.errors import choice, integer, number
+
+Critic = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass
+class Seen:
+    """What D saw of one side of the batch: its input, the labels, its logits (and class logits)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    logits: torch.Tensor
+    classes: torch.Tensor | None = None
+
+
+@dataclass
+class DStep:
+    """D's step so far. `critic` runs D on other images (eager even when D is compiled)."""
+
+    real: Seen
+    fake: Seen
+    critic: Critic
+    batch: int  # this batch's number in the run, from 1 (what lazy schedules count)
+    mean_over_ranks: Callable[[torch.Tensor], torch.Tensor]
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class GStep:
+    """G's step so far: D on the generated images, G's output before augmentation, its latents."""
+
+    fake: Seen
+    generated: torch.Tensor
+    z: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Regularizer(nn.Module):
+    """A term of D's loss (`d_term`), G's loss (`g_term`) or both; the defaults add nothing."""
+
+    def input_grads(self, batch: int) -> set[str]:
+        """The sides ("real", "fake") whose D input must require grad before D runs on it."""
+        return set()
+
+    def pair_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The class labels G is asked for on this batch."""
+        return labels
+
+    def d_term(self, step: DStep) -> torch.Tensor | None:
+        return None
+
+    def g_term(self, step: GStep) -> torch.Tensor | None:
+        return None
+
+
+def squared_input_gradient(critic: Critic, seen: Seen) -> torch.Tensor:
+    """||grad_x D(x)||^2 per image, in float32, with a graph for the double backward; reuses D's
+    forward when its input required grad, else runs D again on a detached copy."""
+    images, logits = seen.images, seen.logits
+    if not images.requires_grad:
+        images = images.detach().requires_grad_(True)
+        logits = critic(images, seen.labels)
+    (grad,) = torch.autograd.grad(logits.float().sum(), images, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1)
+
+
+class Lazy(Regularizer):
+    """A penalty on every `every`-th D step, `every` times as strong (Karras et al. 2020);
+    logged as train/<name>. `key`: where its settings are configured, for error messages."""
+
+    def __init__(self, name: str, weight: float, every: int = 1, key: str | None = None):
+        super().__init__()
+        key = key or f"model.regularizers.{name}"
+        self.name = name
+        self.weight = number(f"{key}.weight", weight)
+        self.every = integer(f"{key}.every", every)
+
+    def due(self, batch: int) -> bool:
+        return batch % self.every == 0
+
+    def penalty(self, step: DStep) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_term(self, step: DStep) -> torch.Tensor | None:
+        if not self.due(step.batch):
+            return None
+        term = self.penalty(step)
+        step.logs[f"train/{self.name}"] = term.detach()
+        return self.every * term
+
+
+class GradientPenalty(Lazy):
+    """gamma/2 E||grad_x D(x)||^2 at real images (R1, Mescheder et al. 2018) or at generated
+    ones (R2); `weight` is gamma."""
+
+    def __init__(
+        self,
+        side: str,
+        weight: float,
+        every: int = 1,
+        name: str | None = None,
+        key: str | None = None,
+    ):
+        super().__init__(name or {"real": "r1", "fake": "r2"}[side], weight, every, key)
+        self.side = choice(f"{key or 'model.regularizers'}.side", side, ("real", "fake"))
+
+    def input_grads(self, batch: int) -> set[str]:
+        return {self.side} if self.due(batch) else set()
+
+    def penalty(self, step: DStep) -> torch.Tensor:
+        seen = getattr(step, self.side)
+        return self.weight / 2 * squared_input_gradient(step.critic, seen).mean()
+
+
+class WGANGP(Lazy):
+    """lambda E[(||grad D(x_hat)|| - 1)^2] at random points between real and generated images
+    (Gulrajani et al. 2017), conditional D with the real images' labels; `weight` is lambda."""
+
+    def __init__(
+        self, weight: float, every: int = 1, name: str = "wgan_gp", key: str | None = None
+    ):
+        super().__init__(name, weight, every, key)
+
+    def penalty(self, step: DStep) -> torch.Tensor:
+        real, fake = step.real.images.detach(), step.fake.images.detach()
+        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        between = Seen(eps * real + (1 - eps) * fake, step.real.labels, logits=None)
+        norms = squared_input_gradient(step.critic, between).add(1e-12).sqrt()
+        return self.weight * (norms - 1).pow(2).mean()
+
+
+class LeCam(Regularizer):
+    """LeCam regularization (Tseng et al. 2021, eq. 3, as in their code and StudioGAN):
+    E[relu(D(x) - a_F)^2] + E[relu(a_R - D(G(z)))^2], a_R and a_F moving averages of D's mean
+    output on real and generated images, taken over the global batch."""
+
+    def __init__(self, weight: float, rate: float = 0.01, key: str = "model.regularizers.lecam"):
+        super().__init__()
+        self.weight = number(f"{key}.weight", weight)
+        self.rate = rate  # of the moving averages (decay 0.99, as in Tseng et al.'s code)
+        self.register_buffer("ema", torch.zeros(2))  # (a_R, a_F)
+
+    def d_term(self, step: DStep) -> torch.Tensor:
+        real, fake = step.real.logits, step.fake.logits
+        term = (
+            F.relu(real.float() - self.ema[1]).pow(2).mean()
+            + F.relu(self.ema[0] - fake.float()).pow(2).mean()
+        )
+        with torch.no_grad():
+            means = torch.stack([real.float().mean(), fake.float().mean()])
+            self.ema.lerp_(step.mean_over_ranks(means), self.rate)
+        return self.weight * term
+
+
+class ModeSeeking(Regularizer):
+    """MSGAN (Mao et al. 2019), for G: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps) over the
+    pairs (i, i + n/2) of the batch, which are asked for the same class when conditional."""
+
+    def __init__(self, weight: float, eps: float = 1e-5, key: str = "model.regularizers.ms"):
+        super().__init__()
+        self.weight = number(f"{key}.weight", weight)
+        self.eps = eps
+
+    def pair_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is not None:
+            half = len(labels) // 2
+            labels[half : 2 * half] = labels[:half]
+        return labels
+
+    def g_term(self, step: GStep) -> torch.Tensor:
+        return self.weight * mode_seeking(step.generated, step.z, self.eps)
+
+
+def mode_seeking(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    half = images.shape[0] // 2
+    ratio = (images[:half].float() - images[half : 2 * half].float()).abs().mean() / (
+        z[:half].float() - z[half : 2 * half].float()
+    ).abs().mean()
+    return 1 / (ratio + eps)
+
+
+class AuxiliaryClassifier(Regularizer):
+    """AC-GAN (Odena et al. 2017): D learns the class of real images, G makes the asked class."""
+
+    def d_term(self, step: DStep) -> torch.Tensor:
+        return F.cross_entropy(step.real.classes.float(), step.real.labels)
+
+    def g_term(self, step: GStep) -> torch.Tensor:
+        return F.cross_entropy(step.fake.classes.float(), step.fake.labels)
+
+
+# model.penalty -> its term, given (weight, every)
+PENALTIES: dict[str, Callable[..., Regularizer]] = {
+    "wgan_gp": WGANGP,
+    "r1": partial(GradientPenalty, "real"),
+    "r2": partial(GradientPenalty, "fake"),
+}
+
+
+def standard_terms(
+    penalty: str | Sequence[str] = "none",
+    penalty_weight: float = 10.0,
+    penalty_every: int = 1,
+    lecam_weight: float = 0.0,
+    mode_seeking_weight: float = 0.0,
+    acgan: bool = False,
+) -> dict[str, Regularizer]:
+    """The terms the flat model keys ask for, in the order the step adds them."""
+    names = list(penalty) if isinstance(penalty, list | tuple) else [penalty]
+    for name in names:
+        choice("model.penalty", name, ("none", *PENALTIES))
+    number("model.penalty_weight", penalty_weight)
+    integer("model.penalty_every", penalty_every)
+    terms: dict[str, Regularizer] = {"acgan": AuxiliaryClassifier()} if acgan else {}
+    for name in dict.fromkeys(n for n in names if n != "none"):
+        terms[name] = PENALTIES[name](penalty_weight, penalty_every)
+    if number("model.lecam_weight", lecam_weight):
+        terms["lecam"] = LeCam(lecam_weight)
+    if number("model.mode_seeking_weight", mode_seeking_weight):
+        terms["mode_seeking"] = ModeSeeking(mode_seeking_weight)
+    return terms
