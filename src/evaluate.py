@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning import LightningDataModule
 
+from src.cli import one_line_errors, writable_dir
+from src.errors import ConfigError, integer
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
-from src.utils.checkpoint import load_generator, rebuild
-from src.utils.cli import one_line_errors, writable_dir
-from src.utils.errors import ConfigError, integer
+from src.models.loading import load_generator, rebuild
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")

@@ -18,9 +18,9 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from src.utils.checkpoint import load_generator
-from src.utils.cli import one_line_errors, writable_dir
-from src.utils.errors import ConfigError, integer
+from src.cli import one_line_errors, writable_dir
+from src.errors import ConfigError, integer
+from src.models.loading import load_generator
 
 MAX_SAMPLES = 1_000_000
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
+from src.cli import one_line_errors
+from src.errors import ConfigError
 from src.utils.checkpoint import atomic_write
-from src.utils.cli import one_line_errors
-from src.utils.errors import ConfigError
 
 LOWER_IS_BETTER = ("val/fid", "val/kid", "train/loss_g", "train/loss_d")
 

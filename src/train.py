@@ -10,12 +10,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.cli import one_line_errors
+from src.config import check_processes, validate
+from src.errors import ConfigError
 from src.utils.checkpoint import resolve_ckpt_path
-from src.utils.cli import one_line_errors
-from src.utils.errors import ConfigError
 from src.utils.instantiators import instantiate, instantiate_list
 from src.utils.rundir import RunDirectory
-from src.utils.validation import check_processes, validate
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -31,8 +31,8 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     from pytorch_lightning import seed_everything
     from pytorch_lightning.utilities import rank_zero_info
 
+    from src.cli import signals_as_exit_status
     from src.utils import distributed
-    from src.utils.cli import signals_as_exit_status
     from src.utils.loggers import ensure_loggers_start, finished
 
     seed_everything(cfg.seed, workers=True)
@@ -113,7 +113,7 @@ def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
 @one_line_errors
 def main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` so Hydra sweepers (e.g. Optuna) can minimise it; a user
-    mistake ends with one line and exit status 2, divergence with 3 (src/utils/cli.py)."""
+    mistake ends with one line and exit status 2, divergence with 3 (src/cli.py)."""
     return metric_value(train(cfg), cfg.get("optimized_metric"))
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.errors import ConfigError
 from src.utils.checkpoint import (
     CHECKSUM_KEY,
     AtomicCheckpointIO,
     load_checkpoint,
     payload_checksum,
 )
-from src.utils.errors import ConfigError
 from src.utils.rundir import RunDirectory
 from tests import fixtures
 from tests.conftest import ROOT, TINY, run_entry
@@ -145,6 +145,21 @@ def test_a_second_run_into_a_directory_in_use_is_refused(train_entry, tmp_path):
     (run_dir / ".lock").write_text("999999\n")  # left by a killed run: no flock is held
     status, err = train_entry()
     assert status == 0, err
+
+
+def test_a_refused_second_run_leaves_the_running_runs_hydra_files(train_entry, tmp_path):
+    """Hydra would write .hydra/ before the job starts, over the running run's provenance:
+    src.train writes it only once it holds the lock."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    written = {n: f"{n} of the running run\n" for n in ("config.yaml", "overrides.yaml")}
+    for name, text in written.items():
+        (run_dir / ".hydra" / name).write_text(text)
+    with RunDirectory(run_dir):
+        status, err = train_entry("optimizer.lr=1e-3")
+    one_line(status, err, 2, "in use by another run")
+    for name, text in written.items():
+        assert (run_dir / ".hydra" / name).read_text() == text
 
 
 def test_orphaned_temp_checkpoints_are_removed(train_entry, tmp_path):
@@ -287,8 +302,10 @@ def test_evaluate_checks_its_output_before_the_work(ckpt, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        (["model.generator.ngf=16"], "other widths"),
-        (["model.generator.latent_components=0"], "latent_centres"),
+        (["model.generator.ngf=16"], "model.generator.ngf=16: the checkpoint was trained with G's"),
+        (["model.generator.latent_components=0"], "latent_components=0: the checkpoint was tra"),
+        (["model=resnet"], "model.generator._target_='src.models.resnet.Generator': the chec"),
+        (["data.image_size=64"], "data.image_size=64: the checkpoint was trained with the imag"),
         (["optimizer=sgd"], "optimizer.generator='SGD': the checkpoint was trained with Adam"),
     ],
 )

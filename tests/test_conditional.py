@@ -18,7 +18,8 @@ from src.data.sampling import EpochSampler
 from src.models import dcgan, resnet, sngan
 from src.models.conditional import ConditionalBatchNorm2d
 from src.models.gan_module import GANModule
-from src.utils.checkpoint import CHECKSUM_KEY, load_checkpoint, load_generator, payload_checksum
+from src.models.loading import load_generator
+from src.utils.checkpoint import CHECKSUM_KEY, load_checkpoint, payload_checksum
 from tests.conftest import TINY, run_entry
 from tests.fixtures import write_cifar10, write_folder, write_lsun, write_mnist
 from tests.helpers import epoch_batches, fit_batches, tiny_module

@@ -13,7 +13,7 @@ from src.data.cifar import CIFAR10DataModule
 from src.data.folder import CelebADataModule, FolderDataModule
 from src.data.idx import MNISTDataModule
 from src.data.transforms import fit_pil
-from src.utils.checkpoint import load_generator, rebuild
+from src.models.loading import load_generator, rebuild
 from tests import fixtures
 from tests.conftest import TINY, run_cli, run_entry
 from tests.helpers import epoch_batches

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.errors import ConfigError
 from src.models.health import HealthMonitor
 from src.utils.checkpoint import load_checkpoint
-from src.utils.errors import ConfigError
 from tests.conftest import ROOT, TINY, run_cli
 from tests.helpers import PoisonedDiscriminator, fit_batches, tiny_module
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from src.errors import ConfigError
 from src.train import compose_config, metric_value, train
-from src.utils.errors import ConfigError
 from tests.conftest import TINY
 
 

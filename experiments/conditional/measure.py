@@ -21,7 +21,7 @@ from experiments.digits_quality.digit_classifier import load_or_train, score
 from src.data.digits import DigitsDataModule
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
-from src.utils.checkpoint import load_generator
+from src.models.loading import load_generator
 
 N, SEED = 1000, 1234
 COLUMNS = [

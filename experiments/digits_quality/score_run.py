@@ -19,7 +19,7 @@ import torch
 
 from experiments.digits_quality.digit_classifier import load_or_train, score, split
 from src.generate import generate
-from src.utils.checkpoint import load_generator
+from src.models.loading import load_generator
 
 
 def samples_from_checkpoint(

@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.sampling import ContiguousBatches, EpochSampler
 from src.data.transforms import fit_images
-from src.utils.checkpoint import atomic_torch_save
-from src.utils.errors import ConfigError, choice, integer, number
+from src.errors import ConfigError, choice, integer, number
+from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ class ImageDataModule(LightningDataModule):
         images = stack_dataset(self.dataset, self.hparams.num_workers)
         if path is not None:
             try:
-                atomic_torch_save(images, path)
+                atomic_write(path, lambda file: torch.save(images, file))
             except OSError as error:
                 if self.hparams.cache_dir:  # the user chose it: say so
                     raise ConfigError(

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from src.data.base import ImageDataModule, UInt8Images, content_hash
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 FOLDER = "cifar-10-batches-py"
 SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}

@@ -3,7 +3,7 @@
 import torch
 
 from src.data.base import ImageDataModule, UInt8Images
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 
 class FakeDataModule(ImageDataModule):

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from src.data.base import ImageDataModule, stat_fingerprint
 from src.data.transforms import fit_pil
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

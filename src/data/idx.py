@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from src.data.base import ImageDataModule, UInt8Images, content_hash
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 LABEL_FILES = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 
 from src.data.base import ImageDataModule, stat_fingerprint
 from src.data.transforms import decode
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 
 class LMDBImages(Dataset):

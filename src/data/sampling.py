@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import DistributedSampler
 
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

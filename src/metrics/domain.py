@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.metrics.quality import Featurizer
-from src.utils.checkpoint import atomic_torch_save
+from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 FEATURES = 128
@@ -146,10 +146,10 @@ def load_or_train(
     log.info("Training the domain feature extractor on %d images (cached at %s)", len(images), path)
     net, accuracy = train_domain_model(images, labels, epochs)
     log.info("Domain feature extractor: held-out accuracy %.3f", accuracy)
-    atomic_torch_save(
-        {"state_dict": net.state_dict(), "channels": images.shape[1],
-         "num_classes": net.head.out_features, "test_accuracy": accuracy,
-         "labelled": labels is not None, "fingerprint": fingerprint},
-        path,
-    )  # fmt: skip
+    saved = {
+        "state_dict": net.state_dict(), "channels": images.shape[1],
+        "num_classes": net.head.out_features, "test_accuracy": accuracy,
+        "labelled": labels is not None, "fingerprint": fingerprint,
+    }  # fmt: skip
+    atomic_write(path, lambda file: torch.save(saved, file))
     return DomainModel(net, accuracy, labels is not None, fingerprint)

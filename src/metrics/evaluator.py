@@ -11,10 +11,10 @@ from torchmetrics import MetricCollection
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from src.data.base import ImageDataModule, to_float
+from src.errors import integer
 from src.metrics.domain import DomainFeatures, DomainModel, load_or_train
 from src.metrics.inception import InceptionFeatures, find_weights
 from src.metrics.quality import KID, flatten, quality_metrics
-from src.utils.errors import integer
 
 
 def default_cache_dir() -> Path:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from src.errors import ConfigError
 from src.metrics.quality import Featurizer
-from src.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from src.errors import choice, integer
 from src.models.latent import NORMS
-from src.utils.errors import choice, integer
 
 CONDITIONS = ("projection", "acgan")
 

@@ -9,6 +9,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torch.nn.utils import parametrize
 
+from src.errors import choice, integer, number
 from src.metrics.evaluator import SampleQuality
 from src.metrics.quality import LOGGED
 from src.models.augment import POLICIES, diff_augment
@@ -17,9 +18,8 @@ from src.models.health import HealthMonitor, step_unless
 from src.models.losses import build_loss
 from src.models.optim import build_optimizer, lr_scale
 from src.models.regularizers import DStep, GStep, Regularizer, Seen, standard_terms
-from src.utils.checkpoint import rng_states, set_rng_states
+from src.models.resume import check_resumable, rng_states, set_rng_states
 from src.utils.distributed import GANDDPStrategy
-from src.utils.errors import ConfigError, choice, integer, number
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
 
@@ -353,31 +353,7 @@ class GANModule(LightningModule):
         return {"generator": type(opt_g).__name__, "discriminator": type(opt_d).__name__}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuses, in one line, a checkpoint made for other networks or another optimizer."""
-        theirs = checkpoint.get("hyper_parameters", {}).get("conditional", False)
-        if theirs != self.conditional:
-            raise ConfigError(
-                "model.conditional", self.conditional,
-                f"the checkpoint was trained with model.conditional={theirs}",
-            )  # fmt: skip
-        ours = self.state_dict()
-        for name, value in checkpoint["state_dict"].items():
-            if name in ours and ours[name].shape != value.shape:
-                raise ConfigError(
-                    "ckpt_path", name, f"shape {tuple(value.shape)} in the checkpoint, "
-                    f"{tuple(ours[name].shape)} in this model: it was trained with other widths",
-                )  # fmt: skip
-        if differing := sorted(set(ours) ^ set(checkpoint["state_dict"])):
-            where = "missing from" if differing[0] in ours else "only in"
-            raise ConfigError(
-                "ckpt_path", differing[0], f"{where} the checkpoint: it was made for another model"
-            )
-        for key, ours in self.optimizer_classes().items():
-            saved = checkpoint.get("optimizer_classes", {}).get(key, ours)
-            if saved != ours:
-                raise ConfigError(
-                    f"optimizer.{key}", ours, f"the checkpoint was trained with {saved}"
-                )
+        check_resumable(checkpoint, self, self.trainer.ckpt_path)
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from src.utils.errors import DivergenceError, integer
+from src.errors import DivergenceError, integer
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from src.utils.errors import ConfigError, choice, integer, number
+from src.errors import ConfigError, choice, integer, number
 
 NORMS = ("batch", "spectral", "none")
 

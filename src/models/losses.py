@@ -7,7 +7,7 @@ the logit forms are stable and allowed under autocast, and every loss is compute
 import torch
 import torch.nn.functional as F
 
-from src.utils.errors import ConfigError, choice
+from src.errors import ConfigError, choice
 
 
 class Loss:

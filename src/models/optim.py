@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 LR_SCALING = ("none", "linear", "sqrt")
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.utils.errors import choice, integer, number
+from src.errors import choice, integer, number
 
 Critic = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 

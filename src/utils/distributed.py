@@ -1,15 +1,12 @@
 """`gan_ddp`: data parallelism for the two-optimizer GAN step, without DDP's wrapper.
 
 Lightning gap: one DistributedDataParallel around G and D expects every parameter to get a
-gradient in every backward. Our step runs two backwards per batch (D's loss touches only D;
-G's, with D frozen, only G), so DDP fails ("Expected to have finished reduction in the prior
-iteration") or needs find_unused_parameters=True, which walks the graph every backward and
-all-reduces both networks' gradients twice per batch; two D forwards before one backward also
-trip its BatchNorm buffer broadcast (Lightning #20328, pytorch #22095). Here the module is
-not wrapped: every rank starts from rank 0's weights and the step all-reduces exactly the
-gradients of the network it is about to update, as one flat buffer, so the weights stay
-bitwise identical across ranks. BatchNorm statistics stay per device unless
-`trainer.sync_batchnorm=true`.
+gradient in every backward; our D backward touches only D and G's only G, so DDP fails
+("Expected to have finished reduction", Lightning #20328) or needs find_unused_parameters
+(a graph walk per backward, both networks' gradients all-reduced twice per batch), and two
+D forwards before one backward trip its BatchNorm broadcast (pytorch #22095). Here every
+rank starts from rank 0's weights and the step all-reduces exactly the gradients of the
+network it updates, in one flat buffer: the weights stay bitwise identical across ranks.
 """
 
 import contextlib
@@ -68,14 +65,9 @@ StrategyRegistry.register(
 
 @contextlib.contextmanager
 def processes_for_this_job() -> Iterator[None]:
-    """Lets a Hydra job use several processes, and leaves this process as it was after.
-
-    Hydra gap: Lightning starts ranks 1..N-1 by re-running the command line with
-    `hydra.run.dir=` set; in a multirun that command line is the whole sweep, so each rank
-    would start the sweep again (Lightning #11300). The job's own overrides become the command
-    line and its output dir the run dir; afterwards the process group is destroyed and the
-    environment restored, so the next job starts its own processes.
-    """
+    """Lets a Hydra job use several processes, then restores this process (Hydra gap:
+    Lightning starts the other ranks by re-running the command line, which in a multirun is
+    the whole sweep, Lightning #11300: the job's overrides and run dir become it)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import read_write

@@ -8,13 +8,12 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from src.utils.errors import ConfigError
+from src.errors import ConfigError
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """The object `cfg` describes. A ConfigError raised inside is re-raised as itself; a
-    `_target_` that does not exist, or arguments its constructor refuses (TypeError,
-    ValueError: e.g. Lightning's checks of its Trainer keys), are ConfigErrors naming the node."""
+    """The object `cfg` describes; a missing `_target_`, or arguments its constructor refuses
+    (e.g. Lightning's checks of its Trainer keys), as a ConfigError naming the key."""
     try:
         return hydra.utils.instantiate(cfg, _convert_="all", **kwargs)
     except InstantiationException as error:

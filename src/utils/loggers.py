@@ -1,5 +1,6 @@
-"""Loggers that survive a resume (metrics.csv keeps its rows; W&B continues the same run id)
-and W&B that depends on the environment (online with a key, else offline)."""
+"""Loggers that survive a resume and W&B that can never stop training (Lightning gaps: its
+CSV writer deletes metrics.csv when a run starts again; WandbLogger starts a new W&B run on
+resume, fails the run when W&B cannot start, and leaves its files half-written at exit)."""
 
 import contextlib
 import csv
@@ -19,6 +20,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from src.metrics.quality import LOGGED, LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,10 @@ def wandb_api_key_available() -> bool:
 
 
 class _ResumingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing metrics.csv when it starts, so a resumed run
-    lost every row written before the crash. This one keeps them: at its first save it drops
-    only the rows at or past the first step it logs (work redone since the checkpoint), so
-    no row is lost and none is duplicated."""
+    """At its first save it drops only the rows at or past the first step it logs (work redone
+    since the checkpoint): no row lost, none duplicated."""
 
-    def _check_log_dir_exists(self) -> None:
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes metrics.csv here
         self._trimmed = False
 
     def save(self) -> None:
@@ -83,8 +83,7 @@ class ResumableCSVLogger(CSVLogger):
 
 
 def wandb_run_id(save_dir: str | None) -> str:
-    """The W&B run id of this run directory: made once, reused by every resume of it, so a
-    resumed run continues the same W&B run."""
+    """The W&B run id of this run directory, made once: a resume continues the same W&B run."""
     path = Path(save_dir or ".") / "wandb" / "convgan_run_id"
     if path.is_file():
         return path.read_text().strip()
@@ -95,12 +94,8 @@ def wandb_run_id(save_dir: str | None) -> str:
 
 
 def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: Any) -> WandbLogger:
-    """A WandbLogger that runs offline unless a key is available or WANDB_MODE/mode says otherwise.
-
-    Offline runs write everything under `<save_dir>/wandb/offline-run-*`; upload them later
-    with `wandb sync <that dir>`. `init_timeout` bounds how long an online start may take
-    before `ensure_loggers_start` falls back to offline.
-    """
+    """A WandbLogger, offline (`<save_dir>/wandb/offline-run-*`, for `wandb sync`) unless a key
+    is available or WANDB_MODE/mode says otherwise; an online start waits `init_timeout` s."""
     import wandb  # lazily: runs with logger=csv never pay for importing W&B
 
     mode = (
@@ -124,11 +119,8 @@ def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: 
 
 
 def sweep_identity() -> dict[str, str]:
-    """For a job of a Hydra multirun: a W&B run name saying what differs (its values of the
-    swept keys, e.g. `lr=0.0001,momentum=0.9`), the sweep directory's name as the group
-    shared by all its jobs, and job_type `sweep`; nothing for a single run (named by
-    `task_name`). Swept keys: the command line's sweep overrides (`a=1,2`, ranges) and the
-    sweeper's own search space (`hydra.sweeper.params`, e.g. Optuna's)."""
+    """A multirun job's W&B name (its values of the swept keys, from the command line and the
+    sweeper's search space, e.g. `lr=0.0001,momentum=0.9`), the sweep as group, job_type."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
@@ -150,11 +142,8 @@ def sweep_identity() -> dict[str, str]:
 
 
 def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
-    """Starts W&B runs now, so a W&B failure can never stop training later.
-
-    If W&B cannot start (server unreachable, bad key, ...), it is replaced by an offline W&B
-    run with one warning; if even that fails, it is dropped (the CSV logger still records).
-    """
+    """Starts W&B now: if it cannot (server unreachable, bad key, ...) an offline W&B run with
+    one warning takes its place, or none (the CSV logger still records)."""
     started = []
     for logger in loggers:
         if isinstance(logger, WandbLogger) and rank_zero_only.rank == 0:
@@ -166,21 +155,14 @@ def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
                 logger = offline_fallback(logger)
                 if logger is None:
                     continue
-            plot_against_epochs(logger.experiment)
+            run = logger.experiment  # val/* and the sample grids against the epoch
+            run.define_metric("epoch")
+            run.define_metric("samples", step_metric="epoch")
+            for name in LOGGED.values():  # each metric's best value in the run summary
+                goal = "min" if name in LOWER_IS_BETTER else "max"
+                run.define_metric(name, step_metric="epoch", summary=goal)
         started.append(logger)
     return started
-
-
-def plot_against_epochs(run: Any) -> None:
-    """W&B plots the validation metrics and sample grids against the epoch and keeps each
-    metric's best value in the run summary."""
-    from src.metrics.quality import LOGGED, LOWER_IS_BETTER
-
-    run.define_metric("epoch")
-    run.define_metric("samples", step_metric="epoch")
-    for name in LOGGED.values():
-        goal = "min" if name in LOWER_IS_BETTER else "max"
-        run.define_metric(name, step_metric="epoch", summary=goal)
 
 
 def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
@@ -189,7 +171,7 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
     if wandb.run is not None:
         wandb.finish(exit_code=1, quiet=True)
     try:
-        # A fresh id: W&B does not reuse the id of the online start that just failed.
+        # a fresh id: W&B does not reuse the id of the online start that just failed
         kwargs = {**getattr(logger, "factory_kwargs", {}), "id": secrets.token_hex(4)}
         kwargs.pop("resume", None)
         offline = wandb_logger(mode="offline", **kwargs)
@@ -202,27 +184,18 @@ def offline_fallback(logger: WandbLogger) -> WandbLogger | None:
 
 @contextlib.contextmanager
 def finished(loggers: list[Logger]) -> Iterator[None]:
-    """Ends this job's W&B run on the way out, so the next job of a multirun (or the next
-    run in the same process) starts its own run instead of reusing this one; a failed job's
-    run is marked failed. The run's files are complete on disk when this returns: `finish`
-    only tells W&B's service process that the run ended, and the service writes the rest of
-    the event log (`run-*.wandb`, what `wandb sync` uploads) when it closes the run, so this
-    waits for the service to shut down (the next run starts a new one)."""
+    """Ends this job's W&B run (failed if the job failed) so the next job starts its own, and
+    waits for W&B's service to write the rest of the event log (what `wandb sync` uploads)."""
     failed = True
     try:
         yield
         failed = False
     finally:
-        wandb_runs = [
-            logger for logger in loggers
-            if isinstance(logger, WandbLogger) and logger._experiment is not None
-        ]  # fmt: skip
-        for logger in wandb_runs:
-            logger._experiment.finish(exit_code=1 if failed else 0)
-            logger._experiment = None
-        if wandb_runs:
+        if any(isinstance(logger, WandbLogger) for logger in loggers) and "wandb" in sys.modules:
             import wandb
 
+            if wandb.run is not None:
+                wandb.run.finish(exit_code=1 if failed else 0)
             try:
                 wandb.teardown()
             except (Exception, SystemExit) as error:  # never hide the job's own outcome

@@ -1,5 +1,6 @@
-"""The run directory a training run owns: locked while in use, its Hydra files written once
-the lock is held, debris of killed writers cleared."""
+"""The run directory a training run owns (Hydra gap: nothing stops a second run from writing
+into a directory in use, and Hydra writes `.hydra/` before the job starts): locked while in
+use, its `.hydra/` files written once the lock is held, debris of killed writers cleared."""
 
 import fcntl
 import os
@@ -9,8 +10,8 @@ from typing import IO
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.errors import ConfigError
 from src.utils.checkpoint import remove_orphaned_temp_files
-from src.utils.errors import ConfigError
 
 
 def is_first_process() -> bool:
@@ -19,12 +20,8 @@ def is_first_process() -> bool:
 
 
 class RunDirectory:
-    """`with RunDirectory(path, cfg):` holds an exclusive lock on `<path>/.lock` for the run.
-
-    A second run into the same directory is refused in one line instead of mixing its
-    metrics and checkpoints with the first. The lock is an OS file lock (flock), so a run
-    that was killed releases it with its process: nothing stale to clean up by hand.
-    """
+    """`with RunDirectory(path, cfg):` an OS file lock (flock, released with a killed
+    process) on `<path>/.lock`; a second run into the directory is refused in one line."""
 
     def __init__(self, path: str | os.PathLike, cfg: DictConfig | None = None):
         self.path, self.cfg = Path(path), cfg
@@ -57,8 +54,8 @@ class RunDirectory:
         return self
 
     def write_hydra_files(self) -> None:
-        """`.hydra/config.yaml` (+ overrides.yaml) of this run, written under the lock (Hydra's
-        own copy is switched off in conf/hydra/default.yaml: it was written before any lock)."""
+        """`.hydra/{config,overrides,hydra}.yaml` (Hydra's own copy is off in
+        conf/hydra/default.yaml: it would overwrite a running run's before the lock refuses)."""
         if self.cfg is None:
             return
         from hydra.core.hydra_config import HydraConfig

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from src.utils.errors import ConfigError, DivergenceError, Interrupted
+from src.errors import ConfigError, DivergenceError, Interrupted
 
 EXIT_CONFIG, EXIT_DIVERGENCE = 2, 3
 

@@ -8,7 +8,7 @@ import os
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.utils.errors import ConfigError, integer
+from src.errors import ConfigError, integer
 
 
 def non_finite(node: DictConfig | ListConfig, path: str = "") -> tuple[str, float] | None:

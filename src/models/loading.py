@@ -1,0 +1,74 @@
+"""Objects rebuilt from a checkpoint's stored config without running its code: only this
+project's model and data classes, with plain-value arguments (a checkpoint is data; a
+`_target_` such as builtins.open must never run)."""
+
+import importlib
+from typing import Any
+
+import torch
+
+from src.errors import ConfigError
+from src.utils.checkpoint import load_checkpoint
+
+REBUILDABLE_PACKAGES = ("src.models.", "src.data.")
+
+
+def rebuild(node: Any, key: str, base: type) -> Any:
+    """`node` ({_target_: "src....Class", **kwargs}) built without Hydra's instantiate.
+
+    Only classes of this project that subclass `base` are built, with plain-value arguments;
+    anything else (another `_target_`, a nested one, an interpolation) is refused in one line.
+    """
+    if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
+        raise ConfigError(key, node, "no `_target_` class in the checkpoint's config")
+    target = node["_target_"]
+    refusal = ConfigError(key, target, "refused: only this project's model and data classes")
+    module_name, _, class_name = target.rpartition(".")
+    if not target.startswith(REBUILDABLE_PACKAGES) or not class_name.isidentifier():
+        raise refusal
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise refusal from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise refusal
+    kwargs = {k: v for k, v in node.items() if k != "_target_"}
+
+    def check_plain(value: Any) -> None:
+        if isinstance(value, dict):
+            if "_target_" in value:
+                raise refusal
+            for item in value.values():
+                check_plain(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                check_plain(item)
+        elif not (value is None or isinstance(value, bool | int | float | str)):
+            raise ConfigError(key, repr(value), "not a plain value")
+
+    check_plain(kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ConfigError(key, target, f"arguments do not fit ({error})") from None
+
+
+def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Module, dict]:
+    """G from a checkpoint (the EMA weights when the run kept them) in eval mode, and the
+    run's config; G is rebuilt from the project's classes only (`rebuild`)."""
+    checkpoint = load_checkpoint(ckpt_path, key=key)
+    config = checkpoint.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ConfigError(key, ckpt_path, "no run config inside: not saved by src.train")
+    state = checkpoint["state_dict"]
+    ema = "generator_ema.module."  # swa_utils.AveragedModel's copy of G
+    prefix = ema if any(k.startswith(ema) for k in state) else "generator."
+    generator = rebuild(config["model"].get("generator"), "model.generator", torch.nn.Module)
+    weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise ConfigError(key, ckpt_path, f"generator weights do not fit ({first})") from None
+    generator.class_names = checkpoint.get("class_names")  # a conditional model's classes
+    return generator.eval(), config

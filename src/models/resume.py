@@ -1,0 +1,76 @@
+"""What a checkpoint must match to be resumed, said in the user's terms, and the global RNG
+states a resume restores (Lightning saves none, so noise and augmentation would not continue)."""
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from src.errors import ConfigError
+
+# the keys whose values shape the networks, in the order a mismatch is reported
+SHAPING = (
+    ("model.generator._target_", "the architecture"), ("data.image_size", "the image size"),
+    ("data.channels", "the channels"), ("model.generator.latent_dim", "the latent size"),
+    ("model.generator.ngf", "G's width"), ("model.discriminator.ndf", "D's width"),
+    ("model.discriminator._target_", "the architecture"),
+    ("model.generator.latent_components", "the latent prior"),
+    ("model.generator.norm", "G's norm"), ("model.discriminator.norm", "D's norm"),
+    ("model.condition", "the condition"),
+)  # fmt: skip
+
+
+def lookup(config: dict[str, Any] | None, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def check_resumable(checkpoint: dict[str, Any], module: Any, path: str | None) -> None:
+    """Refuses, in one line, a checkpoint made for other networks or other optimizers."""
+    theirs = checkpoint.get("hyper_parameters", {}).get("conditional", False)
+    if theirs != module.conditional:
+        raise ConfigError(
+            "model.conditional", module.conditional,
+            f"the checkpoint was trained with model.conditional={theirs}",
+        )  # fmt: skip
+    ours, stored = module.state_dict(), checkpoint["state_dict"]
+    differs = any(ours[k].shape != v.shape for k, v in stored.items() if k in ours)
+    if differs or set(ours) != set(stored):
+        for key, what in SHAPING:
+            mine, saved = lookup(module.config, key), lookup(checkpoint.get("config"), key)
+            if mine is not None and saved is not None and mine != saved:
+                raise ConfigError(key, mine, f"the checkpoint was trained with {what} {saved!r}")
+        name = next(iter(sorted(set(ours) ^ set(stored))), None) or next(
+            k for k, v in stored.items() if k in ours and ours[k].shape != v.shape
+        )
+        raise ConfigError("ckpt_path", path, f"its weights do not fit this model ({name})")
+    for key, mine in module.optimizer_classes().items():
+        saved = checkpoint.get("optimizer_classes", {}).get(key, mine)
+        if saved != mine:
+            raise ConfigError(f"optimizer.{key}", mine, f"the checkpoint was trained with {saved}")
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG a training step may draw from, in weights-only-loadable types."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
