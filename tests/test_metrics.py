@@ -143,6 +143,19 @@ def test_validation_metrics_are_logged_and_monitored_during_training(train_cli, 
     assert all(name.encode() in events.read_bytes() for name in ("val/fid", "val/recall"))
 
 
+def test_unlabelled_data_gets_the_domain_metrics_without_class_metrics(train_cli, tmp_path):
+    """No labels: the extractor learns rotations instead, and the class metrics are left out."""
+    run_dir = train_cli(
+        "logger=csv", "data=fake", "data.num_images=300", "data.image_size=16",
+        "data.channels=1", *QUALITY_FAST, "model.metrics.domain_epochs=1",
+        f"model.metrics.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    with open(run_dir / "metrics.csv") as f:
+        (row,) = [r for r in csv.DictReader(f) if r.get("val/fid")]
+    assert float(row["val/fid"]) > 0 and 0 <= float(row["val/recall"]) <= 1
+    assert "val/class_coverage" not in row
+
+
 @pytest.mark.slow  # a sweep
 def test_optuna_search_runs_three_tiny_trials_and_reports_the_best_fid(tmp_path):
     sweep = tmp_path / "sweep"

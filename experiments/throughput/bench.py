@@ -152,7 +152,7 @@ class Ours:
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(
                 accelerator=device.type, devices=1, precision=self.precision, max_epochs=1,
-                limit_train_batches=warmup + steps, logger=CSVLogger(tmp),
+                limit_train_batches=warmup + steps, limit_val_batches=0, logger=CSVLogger(tmp),
                 log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
                 enable_model_summary=False, callbacks=[Clock()], benchmark=device.type == "cuda",
             )  # fmt: skip

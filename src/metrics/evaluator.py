@@ -25,8 +25,8 @@ def domain_model(
     datamodule: ImageDataModule, epochs: int = 4, cache_dir: str | Path | None = None
 ) -> DomainModel:
     """The domain CNN of this data: loaded from the cache, or trained on the metric pool."""
-    pool = datamodule.metric_pool()
-    labels = datamodule.targets()[pool] if datamodule.images is not None else None
+    pool, targets = datamodule.metric_pool(), datamodule.targets()
+    labels = targets[pool] if targets is not None and datamodule.images is not None else None
     fingerprint = f"{type(datamodule).__name__}|{datamodule.fingerprint()}"
     cache = Path(cache_dir or default_cache_dir())
     return load_or_train(to_float(datamodule.fetch(pool)), labels, fingerprint, cache, epochs)
