@@ -37,10 +37,8 @@ def generate_chunks(
     labels: int | torch.Tensor | None = None,
     batch: int = 500,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """`n` images in [-1, 1] from seeded latents, `batch` at a time (BatchNorm in eval mode),
-    with their class labels (None for an unconditional G). A conditional G makes class
-    `labels[i]` (a tensor), or every image of class `labels` (an int), or, with None, classes
-    drawn uniformly from the same seeded stream."""
+    """`n` images in [-1, 1] from seeded latents, `batch` at a time, with their classes: the
+    tensor `labels`, one class `labels`, or (None) drawn from the same seeded stream."""
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch):
         z = generator.sample_latent(min(batch, n - start), generator=rng)

@@ -229,6 +229,13 @@ def test_hinge_loss_with_a_lazy_r1_penalty_through_the_cli(train_cli):
     assert checkpoint["state_dict"]["regularizers.lecam.ema"].abs().sum() > 0
 
 
+def test_r1_and_r2_at_once_are_configuration(train_cli):
+    run_dir = train_cli("logger=csv", "model.penalty=[r1,r2]", "model.penalty_weight=0.1")
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["train/r1"]) > 0 and float(r["train/r2"]) > 0 for r in rows)
+
+
 @pytest.mark.parametrize("model", ["sngan", "resnet"])
 def test_sngan_and_resnet_models_train_on_the_digits_and_generate(train_cli, tmp_path, model):
     run_dir = train_cli("logger=csv", f"model={model}", "model.loss=hinge")

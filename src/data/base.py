@@ -37,13 +37,8 @@ VAL_BATCH = 500
 
 
 class UInt8Images(Dataset):
-    """uint8 (N, C, H, W) images, fitted to (channels, size, size) when fetched if `size` is
-    given (None: they already are). An int fetches one image; a list of indices (DataLoader's
-    `__getitems__`) or an index tensor (the resident path) a whole batch in one vectorised
-    call, so decoding a resident tensor is never a per-image Python loop.
-
-    Every dataset class of the template has `targets` (int64 class labels aligned with the
-    items, or None when the format has none) and `classes` (their names)."""
+    """uint8 (N, C, H, W) images (fitted to `size` when fetched, if given) with `targets` and
+    `classes`; an index tensor or list fetches a whole batch in one vectorised call."""
 
     def __init__(
         self,

@@ -18,12 +18,8 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 class FileImages(Dataset):
-    """Decodes one file per item (resize shorter side + center crop, channel conversion).
-
-    A file that cannot be decoded is reported once and replaced by the next readable one
-    (of the same class, when there are classes), so one corrupt image among thousands never
-    stops a long run.
-    """
+    """One decoded file per item; an unreadable file is reported once and replaced by the next
+    readable one (of its class), so one corrupt image never stops a long run."""
 
     def __init__(
         self,

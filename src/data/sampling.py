@@ -19,21 +19,15 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def shard(n: int, seed: int, epoch: int, rank: int, world_size: int) -> torch.Tensor:
-    """This rank's disjoint share of the epoch's permutation: every rank gets n // world_size.
-
-    At most world_size - 1 items (a different few each epoch) sit an epoch out instead of
-    being duplicated as DistributedSampler's padding would.
-    """
+    """This rank's disjoint n // world_size of the epoch's permutation: the few left over sit
+    the epoch out rather than being duplicated as DistributedSampler pads."""
     per_rank = n // world_size
     return epoch_permutation(n, seed, epoch)[: per_rank * world_size][rank::world_size]
 
 
 class EpochSampler(DistributedSampler):
-    """Yields this rank's indices of each epoch, or (`batches=True`) index tensors per batch.
-
-    A DistributedSampler subclass so Lightning calls `set_epoch` on it and, under DDP, keeps it
-    instead of injecting its own (which would pad with duplicates and reshuffle differently).
-    """
+    """This rank's indices of each epoch (or index batches); a DistributedSampler, so Lightning
+    sets its epoch and keeps it instead of injecting one that pads with duplicates."""
 
     def __init__(
         self,

@@ -60,11 +60,9 @@ class ConditionalSequential(nn.Sequential):
 
 
 class Critic(nn.Module):
-    """Base of every discriminator: `forward(images, labels=None)` -> one logit per image
-    (and, for AC-GAN, the class logits too). Subclasses define `features` (a feature map or
-    vector) and `head` and call `condition_on(width)` with its number of channels. The class
-    term reads the globally sum-pooled features phi(x), as in Miyato & Koyama's ResNets, so
-    it asks "is this class present" rather than matching a per-position template."""
+    """Base of every D: `forward(images, labels=None)` -> one logit per image (and AC-GAN's class
+    logits); subclasses define `features` and `head` and call `condition_on(width)`. The class
+    term reads sum-pooled features: "is this class present", not a per-position template."""
 
     def __init__(
         self, ndf: int, norm: str, *, num_classes: int = 0, condition: str = "projection",

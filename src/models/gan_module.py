@@ -297,10 +297,9 @@ class GANModule(LightningModule):
 
     # --- set-up, optimizers, checkpoints ----------------------------------------------------
     def configure_model(self) -> None:
-        """channels_last (faster convolutions with oneDNN and Tensor Cores, experiments/
-        throughput) and torch.compile of G and D in place, so state_dict keys stay the same.
-        Compiled networks stay contiguous: inductor's backward of G's channels_last
-        ConvTranspose2d weights failed a stride assertion on an H200 (RESULTS.md)."""
+        """channels_last (faster oneDNN and Tensor Core convolutions) and torch.compile of G and D
+        in place (state_dict keys unchanged); compiled networks stay contiguous (see
+        experiments/throughput/RESULTS.md: inductor's channels_last ConvTranspose2d backward)."""
         nets = [self.generator, self.discriminator]
         if self.generator_ema is not None:
             nets.append(self.generator_ema)

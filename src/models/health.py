@@ -23,12 +23,8 @@ def step_unless(optimizer: Any, skip: torch.Tensor) -> None:
 
 
 class HealthMonitor:
-    """Counts skipped (non-finite) steps and D collapse on the device; `check` reads them.
-
-    Consecutive runs are tracked on every step; `check`, called on logging steps, stops the run
-    if a run of non-finite steps reached `max_nonfinite_steps` since the last check, and warns
-    once per episode of D collapse (d_real > 0.99 and d_fake < 0.01 for `collapse_warn_steps`).
-    """
+    """Counts skipped steps and D collapse on the device; `check` (on log steps) reads them,
+    stops a run of `max_nonfinite_steps` and warns once per collapse episode."""
 
     def __init__(self, max_nonfinite_steps: int, collapse_warn_steps: int):
         self.max_nonfinite_steps = integer("model.max_nonfinite_steps", max_nonfinite_steps)

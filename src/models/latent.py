@@ -20,16 +20,12 @@ def check_image_size(image_size: object, allowed: tuple[int, ...], model: str) -
 
 
 class LatentGenerator(nn.Module):
-    """Base of every generator: owns the latent prior and `sample_latent`.
+    """Base of every generator: the latent prior, drawn only through `sample_latent`.
 
-    The prior is N(0, I) (DCGAN, SNGAN), or with `latent_components` = K > 0 an equal mixture
-    of K unit Gaussians around fixed random centres drawn once from N(0, spread^2 I) and kept
-    in the state dict (a Gaussian-mixture prior, Gurumurthy et al. 2017 "DeLiGAN"; Ben-Yosef
-    and Weinshall 2018). A single Gaussian forces G to map one connected latent region onto
-    data made of separate modes (the ten digits), so part of its samples fall between modes
-    (Khayatkhoei et al. 2018); the gaps between components give G room to keep modes apart.
-    Draw latents with `sample_latent`, never with a bare `torch.randn`.
-    """
+    N(0, I), or with `latent_components` = K an equal mixture of K unit Gaussians around fixed
+    centres from N(0, spread^2 I) (DeLiGAN, Gurumurthy et al. 2017): a single Gaussian makes G map
+    one connected region onto separate modes, so samples fall between them (Khayatkhoei et al.
+    2018)."""
 
     def __init__(
         self,

@@ -14,11 +14,8 @@ REBUILDABLE_PACKAGES = ("src.models.", "src.data.")
 
 
 def rebuild(node: Any, key: str, base: type) -> Any:
-    """`node` ({_target_: "src....Class", **kwargs}) built without Hydra's instantiate.
-
-    Only classes of this project that subclass `base` are built, with plain-value arguments;
-    anything else (another `_target_`, a nested one, an interpolation) is refused in one line.
-    """
+    """`node` built without Hydra: a class of this project subclassing `base`, plain-value
+    arguments only; anything else (another `_target_`, a nested one) refused in one line."""
     if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
         raise ConfigError(key, node, "no `_target_` class in the checkpoint's config")
     target = node["_target_"]

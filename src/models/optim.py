@@ -14,11 +14,8 @@ LR_SCALING = ("none", "linear", "sqrt")
 
 
 def lr_scale(rule: str, world_size: int) -> float:
-    """lr multiplier for `world_size` data-parallel processes (effective batch x world_size).
-
-    none (default): the settings as published, whatever the device count; linear: Goyal et
-    al. 2017's rule for SGD; sqrt: the usual rule for Adam (Krizhevsky 2014).
-    """
+    """lr multiplier for `world_size` processes: none (as published), linear (Goyal et al. 2017,
+    for SGD) or sqrt (Krizhevsky 2014, for Adam)."""
     if rule not in LR_SCALING:
         raise ConfigError("optimizer.scale_lr", rule, f"allowed: {', '.join(LR_SCALING)}")
     return {"none": 1.0, "linear": float(world_size), "sqrt": world_size**0.5}[rule]
@@ -43,15 +40,9 @@ def build_optimizer(
 
 
 class LinearDecayLR(torch.optim.lr_scheduler.LambdaLR):
-    """The lr stays put for the first `decay_start` of `total_steps` batches, then falls
-    linearly to 0 at the last one (stepped per batch).
-
-    `total_steps` may be a callable, read at every step after the first: the module passes
-    the trainer's batch count, known only once training starts. The factor is a plain
-    function of the step (a closure, which LambdaLR leaves out of its state), so a
-    checkpoint keeps only the step count and a resumed run with more epochs stretches the
-    schedule to its new length.
-    """
+    """The lr held for the first `decay_start` of the run's batches, then linearly to 0 at the
+    last; `total_steps` may be a callable (the batch count is known only once training starts),
+    and the factor is a closure outside LambdaLR's state, so a longer resumed run stretches it."""
 
     def __init__(
         self,
