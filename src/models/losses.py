@@ -84,6 +84,19 @@ class RelativisticAverage(Loss):
         return F.softplus(-(f - r.mean())).mean() + F.softplus(r - f.mean()).mean()
 
 
+class RelativisticPairing(Loss):
+    """RpGAN (R3GAN, Huang et al. 2024): real image i against generated image i, element-wise
+    (not against the other side's mean); with R1 + R2 locally convergent (their Theorem)."""
+
+    g_needs_real = True
+
+    def discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-(real.float() - fake.float())).mean()
+
+    def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+        return F.softplus(-(fake.float() - real.float())).mean()
+
+
 # model.loss -> its class: adding a loss is a class and a line here
 LOSSES: dict[str, type[Loss]] = {
     "bce": BCE,
@@ -91,6 +104,7 @@ LOSSES: dict[str, type[Loss]] = {
     "wasserstein": Wasserstein,
     "least_squares": LeastSquares,
     "relativistic": RelativisticAverage,
+    "rpgan": RelativisticPairing,
 }
 
 
