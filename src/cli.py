@@ -6,8 +6,10 @@ anything else (a bug: `HYDRA_FULL_ERROR=1` shows its traceback).
 """
 
 import contextlib
+import difflib
 import functools
 import os
+import re
 import signal
 import sys
 import warnings
@@ -75,6 +77,54 @@ def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", status=1)
 
     return wrapped
+
+
+def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
+    """Hydra's composition errors as one line, exit 2, before Hydra runs: an unknown key with
+    the nearest existing keys (Hydra suggests `+key`, which would pass a bogus key on), an
+    unknown group option with the options. A sweep override is checked with its first value."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import ConfigCompositionException
+
+    arguments = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    except Exception:  # a syntax error: Hydra's own message says where
+        return
+    overrides = [
+        f"{o.input_line.split('=', 1)[0]}={next(o.sweep_string_iterator())}"
+        if o.is_sweep_override() else o.input_line
+        for o in parsed if not o.key_or_group.startswith("hydra")
+    ]  # fmt: skip
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        try:
+            compose(config_name, overrides=overrides)
+        except ConfigCompositionException as error:
+            fail(f"config error: {composition_error(error, config_name)}", EXIT_CONFIG)
+
+
+def composition_error(error: Exception, config_name: str) -> str:
+    """What Hydra could not compose, in one line."""
+    from hydra import compose
+
+    text = str(error)
+    if unknown := re.search(r"Could not override '([^']+)'", text):
+        key = unknown[1]
+        parent, _, name = key.rpartition(".")
+        node = compose(config_name)
+        for part in parent.split(".") if parent else []:
+            node = node.get(part) if hasattr(node, "get") else None
+        keys = [str(k) for k in node] if hasattr(node, "keys") else []
+        near = difflib.get_close_matches(name, keys, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(f'{parent}.{k}' if parent else k for k in near)}?"
+        return f"{key}: no such key; {hint if near else 'keys here: ' + ', '.join(keys)}"
+    if missing := re.search(r"Could not find '([^']+)/([^']+)'", text):
+        group, value = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
+        return f"{group}={value!r}: allowed: {', '.join(options)}"
+    return " ".join(text.split("\n")[0].split())
 
 
 def writable_dir(key: str, path: str | os.PathLike) -> Path:

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning import LightningDataModule
 
-from src.cli import one_line_errors, writable_dir
+from src.cli import check_overrides, one_line_errors, writable_dir
 from src.errors import ConfigError, integer
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
@@ -77,4 +77,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
+    check_overrides("evaluate")
     main()

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from src.cli import one_line_errors, writable_dir
+from src.cli import check_overrides, one_line_errors, writable_dir
 from src.errors import ConfigError, integer
 from src.models.loading import load_generator
 
@@ -125,4 +125,5 @@ def check_label(label: object, generator: torch.nn.Module) -> int | None:
 
 
 if __name__ == "__main__":
+    check_overrides("generate")
     main()

@@ -10,7 +10,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.cli import one_line_errors
+from src.cli import check_overrides, one_line_errors
 from src.config import check_processes, validate
 from src.errors import ConfigError
 from src.utils.checkpoint import resolve_ckpt_path
@@ -118,4 +118,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides("train")
     main()

@@ -100,8 +100,9 @@ def test_relativistic_average_loss_by_hand():
 def test_relativistic_pairing_loss_by_hand():
     """RpGAN pairs real i with fake i: D softplus(-(r_i - f_i)), G softplus(-(f_i - r_i)); not
     the relativistic average (which compares with the other side's mean)."""
-    d = sum(math.log(1 + math.exp(-(r - f))) for r, f in zip(REAL.tolist(), FAKE.tolist())) / 2
-    g = sum(math.log(1 + math.exp(-(f - r))) for r, f in zip(REAL.tolist(), FAKE.tolist())) / 2
+    pairs = list(zip(REAL.tolist(), FAKE.tolist(), strict=True))
+    d = sum(math.log(1 + math.exp(-(r - f))) for r, f in pairs) / 2
+    g = sum(math.log(1 + math.exp(-(f - r))) for r, f in pairs) / 2
     loss = build_loss("rpgan")
     assert loss.g_needs_real
     assert loss.discriminator(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)

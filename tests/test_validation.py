@@ -17,7 +17,7 @@ def bad_checkpoints(tmp_path):
     return {"text": text, "truncated": truncated, "foreign": foreign}
 
 
-# (overrides, exit status, what the one line must say). 2: our validation; 1: Hydra's own.
+# (overrides, exit status, what the one line must say)
 CASES = [
     (["optimizer.lr=0"], 2, "optimizer.generator.lr=0: allowed: a finite number > 0"),
     (["optimizer.lr=-0.001"], 2, "Adam refused it: Invalid learning rate: -0.001"),
@@ -53,8 +53,10 @@ CASES = [
     (["ckpt_path={text}"], 2, "unreadable or truncated checkpoint"),
     (["ckpt_path={truncated}"], 2, "unreadable or truncated checkpoint"),
     (["ckpt_path={foreign}"], 2, "not a convgan/Lightning checkpoint"),
-    (["optimizer.lrr=0.1"], 1, "Could not override 'optimizer.lrr'"),
-    (["optimizer=adamw"], 1, "Could not find 'optimizer/adamw'"),
+    (["optimizer.lrr=0.1"], 2, "optimizer.lrr: no such key; did you mean optimizer.lr?"),
+    (["trainer.max_epoch=3"], 2, "trainer.max_epoch: no such key; did you mean trainer.max_epochs"),
+    (["model=dcgam"], 2, "model='dcgam': allowed: dcgan, resnet, sngan"),
+    (["optimizer=adamw"], 2, "optimizer='adamw': allowed: adam, adam_decay, sgd"),
 ]
 
 

@@ -45,6 +45,8 @@ CASES = {
     "digits": (32, 1, 32, 64, 64),
     "sngan": (32, 3, None, 64, 64),
     "resnet": (32, 3, None, 64, 64),
+    # networks so small that compute is negligible: what a step costs besides the kernels
+    "overhead": (16, 1, 4, 8, 8),
 }
 ARCHITECTURES = ("sngan", "resnet")  # conf/model/<name>.yaml; our path only
 
@@ -136,7 +138,7 @@ class Ours:
             num_images=n, image_size=size, channels=channels, batch_size=batch
         )
 
-    def run(self, warmup: int, steps: int) -> float:
+    def run(self, warmup: int, steps: int, callbacks: list | None = None) -> float:
         from pytorch_lightning import Callback, Trainer
         from pytorch_lightning.loggers import CSVLogger
 
@@ -154,7 +156,8 @@ class Ours:
                 accelerator=device.type, devices=1, precision=self.precision, max_epochs=1,
                 limit_train_batches=warmup + steps, limit_val_batches=0, logger=CSVLogger(tmp),
                 log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, callbacks=[Clock()], benchmark=device.type == "cuda",
+                enable_model_summary=False, callbacks=[Clock(), *(callbacks or [])],
+                benchmark=device.type == "cuda",
             )  # fmt: skip
             trainer.fit(self.module, datamodule=self.make_data((warmup + steps) * self.batch))
         if steps == 0:
@@ -202,6 +205,8 @@ def startup_seconds(logger: str) -> float:
 
 
 def variants(device: torch.device, case: str = "") -> dict[str, dict]:
+    if case == "overhead":
+        return {"plain": {}, "ours": {}}
     if case in ARCHITECTURES:
         precisions = {"ours": {}, "ours bf16-mixed": {"precision": "bf16-mixed"}}
         options = precisions if device.type == "cuda" else {"ours": {}}
@@ -240,6 +245,46 @@ def proc_status_mib(field: str) -> float:
     return int(line.split()[1]) / 1024
 
 
+class CountOps:
+    """Counts the aten operations dispatched while active (on a GPU each one is a kernel
+    launch); entered and left by hand around the timed batches."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counts = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                counts.ops += 1
+                return func(*args, **(kwargs or {}))
+
+        self.ops, self.mode = 0, Mode()
+
+
+def ops_per_step(runner, warmup: int, steps: int) -> float:
+    """Dispatched aten ops per training step, over `steps` steps after `warmup`."""
+    counter = CountOps()
+    if isinstance(runner, PlainLoop):
+        runner.run(warmup, 0)
+        with counter.mode:
+            for _ in range(steps):
+                runner.step()
+        return counter.ops / steps
+    from pytorch_lightning import Callback
+
+    class Window(Callback):  # from the start of batch `warmup` to the start of the next after
+        def on_train_batch_start(self, trainer, *args) -> None:
+            batch = trainer.fit_loop.total_batch_idx
+            if batch == warmup:
+                counter.mode.__enter__()
+            elif batch == warmup + steps:
+                counter.mode.__exit__(None, None, None)
+
+    runner.run(warmup, steps + 1, callbacks=[Window()])
+    return counter.ops / steps
+
+
 def memory_of(case: str, name: str, device: torch.device) -> None:
     runner, _ = build(name, case, device, variants(device, case)[name])
     runner.run(1, 0)  # imports, first allocations
@@ -271,9 +316,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name_of}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40), "sngan": (2, 6), "resnet": (2, 4)},
+    steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40), "sngan": (2, 6), "resnet": (2, 4),
+                     "overhead": (20, 200)},
              "cuda": {"dcgan64": (20, 100), "digits": (20, 200), "sngan": (20, 100),
-                      "resnet": (20, 100)}}[device.type]  # fmt: skip
+                      "resnet": (20, 100), "overhead": (20, 200)}}[device.type]  # fmt: skip
+    overhead_line = None
     ratio_line = None
     cases = args.cases or [c for c in CASES if device.type == "cuda" or c not in ARCHITECTURES]
     for case in cases:
@@ -287,6 +334,19 @@ def main() -> None:
                 rates[name].append(runner.run(warmup, n))
         print(f"\n{case}: batch {batch}, {n} timed steps after {warmup} warm-up, "
               f"{args.rounds} rounds")  # fmt: skip
+        if case == "overhead":  # per step: time and dispatched operations
+            ops = {name: ops_per_step(runner, warmup, 50) for name, runner in runners.items()}
+            seconds = {name: batch / statistics.median(values) for name, values in rates.items()}
+            for name in runners:
+                print(
+                    f"  {name:28s} {1e3 * seconds[name]:7.2f} ms/step, "
+                    f"{ops[name]:6.0f} aten ops dispatched per step"
+                )
+            paired = [p / o for o, p in zip(rates["ours"], rates["plain"], strict=True)]
+            overhead_line = (f"overhead_ratio={statistics.median(paired):.3f} (ours/plain time "
+                             f"per step; ops per step ours {ops['ours']:.0f}, plain "
+                             f"{ops['plain']:.0f})")  # fmt: skip
+            continue
         for name, values in rates.items():
             memory = peak_memory(case, name, args.device)
             line = f"  {name:28s} {statistics.median(values):9.1f} images/s"
@@ -303,6 +363,8 @@ def main() -> None:
                     ratio_line = f"ratio={statistics.median(paired):.3f}"
     for logger in ("csv", "wandb") if args.cases is None else ():  # with the whole table
         print(f"startup to the first step done, logger={logger}: {startup_seconds(logger):.1f} s")
+    if overhead_line:
+        print(overhead_line)
     if ratio_line:
         print(ratio_line)
 
