@@ -215,27 +215,28 @@ class GANModule(LightningModule):
         return skip
 
     def on_train_batch_end(self, outputs: dict[str, Any], batch: Any, batch_idx: int) -> None:
-        """The bookkeeping around a step: the divergence guard, lr schedules, logging."""
+        """The bookkeeping around a step: the divergence guard, lr schedules, and on log steps
+        only (Lightning writes nothing on the others) the divergence check and logging."""
         skipped = outputs.pop("d_skipped")
         if "g_skipped" in outputs:
             skipped = skipped | outputs.pop("g_skipped")
-        outputs["train/nonfinite_steps"] = self.health.update(
+        skipped_total = self.health.update(
             skipped, outputs["train/d_real"], outputs["train/d_fake"]
         )
         for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
             schedule.step()
         batch_index = self.trainer.fit_loop.total_batch_idx
-        if (batch_index + 1) % self.trainer.log_every_n_steps == 0:  # a sync, on log steps only
-            self.health.check(batch_index, self.trainer.current_epoch)
-        # device tensors: Lightning reads them every log_every_n_steps (no per-step sync); the
-        # progress bar shows epoch means, which need none either
+        if (batch_index + 1) % self.trainer.log_every_n_steps and not self.trainer.should_stop:
+            return
+        self.health.check(batch_index, self.trainer.current_epoch)  # a host sync
         size = len(batch if isinstance(batch, torch.Tensor) else batch[0])
-        self.log_dict(outputs, on_step=True, on_epoch=False, batch_size=size)
-        epoch_means = {k.removeprefix("train/"): v for k, v in outputs.items() if "/loss" in k}
+        self.log_dict({**outputs, "train/nonfinite_steps": skipped_total}, batch_size=size)
+        # the progress bar: epoch means over the log steps (per-step values there would be
+        # read back to the host on every batch)
+        losses = {k.removeprefix("train/"): v for k, v in outputs.items() if "/loss" in k}
         self.log_dict(
-            epoch_means, on_step=False, on_epoch=True, prog_bar=True, logger=False,
-            batch_size=size,
-        )  # fmt: skip
+            losses, on_step=False, on_epoch=True, prog_bar=True, logger=False, batch_size=size
+        )
 
     # --- sampling and the validation metrics ------------------------------------------------
     @property
