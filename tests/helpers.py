@@ -118,7 +118,8 @@ def fit_batches(module, batches: int, **trainer_kwargs):
     from src.data.digits import DigitsDataModule
 
     settings = dict(
-        max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=False,
+        max_epochs=1, limit_train_batches=batches, limit_val_batches=0, log_every_n_steps=1,
+        logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         accelerator="cpu",
     )  # fmt: skip

@@ -219,7 +219,8 @@ def test_every_architecture_trains_conditionally_with_ema_and_spectral_norm(arch
     )  # fmt: skip
     from pytorch_lightning import Trainer
 
-    trainer = Trainer(max_epochs=1, limit_train_batches=2, logger=False, accelerator="cpu",
+    trainer = Trainer(max_epochs=1, limit_train_batches=2, log_every_n_steps=1, logger=False,
+                      accelerator="cpu",
                       enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False)  # fmt: skip
     datamodule = DigitsDataModule(image_size=size, batch_size=8, labels=True)
