@@ -61,22 +61,81 @@ def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
         quiet_known_warnings()
         try:
             return main(*args, **kwargs)
-        except ConfigError as error:
-            fail(f"config error: {error}", status=EXIT_CONFIG)
-        except MissingMandatoryValue as error:
-            fail(f"config error: {error.full_key}='???': required: set it", status=EXIT_CONFIG)
-        except DivergenceError as error:
-            fail(str(error), status=EXIT_DIVERGENCE)
-        except Interrupted as error:
-            fail(str(error), status=error.status)
-        except Exception as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except SystemExit as stop:
+            if not in_multirun():
                 raise
-            if is_user_error(error) or "ConfigError: " in describe(error):
-                fail(f"config error: {describe(error)}", status=EXIT_CONFIG)
-            fail(f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", status=1)
+            return job_failed(f"exited with status {stop.code}", int(stop.code or 1))
+        except BaseException as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or isinstance(error, KeyboardInterrupt):
+                raise
+            message, status = one_line(error)
+            if in_multirun() and not isinstance(error, Interrupted):
+                return job_failed(message, status)
+            fail(message, status)
 
     return wrapped
+
+
+def one_line(error: BaseException) -> tuple[str, int]:
+    """What the user reads, and the exit status."""
+    if isinstance(error, ConfigError):
+        return f"config error: {error}", EXIT_CONFIG
+    if isinstance(error, MissingMandatoryValue):
+        return f"config error: {error.full_key}='???': required: set it", EXIT_CONFIG
+    if isinstance(error, DivergenceError):
+        return str(error), EXIT_DIVERGENCE
+    if isinstance(error, Interrupted):
+        return str(error), error.status
+    if is_user_error(error) or "ConfigError: " in describe(error):
+        return f"config error: {describe(error)}", EXIT_CONFIG
+    return f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", 1
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+FAILED_JOBS: list[tuple[str, str, int]] = []  # (job, line, exit status) of this multirun
+
+
+def job_failed(message: str, status: int) -> float:
+    """A failed multirun job: its line on stderr and in `<job dir>/failed.txt` (the report
+    shows it), remembered for the sweep's exit status; NaN goes to the sweeper (Optuna marks
+    the trial failed) and the next job runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    line = " ".join(message.split())
+    print(f"error: job {hydra_cfg.job.num}: {line}", file=sys.stderr, flush=True)
+    FAILED_JOBS.append((str(hydra_cfg.job.num), line, status))
+    folder = Path(hydra_cfg.runtime.output_dir)
+    with contextlib.suppress(OSError):  # an unwritable job directory is the failure itself
+        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+        overrides = folder / ".hydra" / "overrides.yaml"
+        if not overrides.exists():
+            overrides.write_text("".join(f"- {o}\n" for o in hydra_cfg.overrides.task))
+        (folder / "failed.txt").write_text(line + "\n")
+    return float("nan")
+
+
+class SweepStatus:
+    """Hydra callback (conf/hydra/default.yaml): after a multirun, one line per failed job
+    and a non-zero exit status if any failed (the worst: 1 for a bug, else the first's)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None  # Hydra's other callback hooks: nothing to do
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        if not FAILED_JOBS:
+            return
+        statuses = [status for _, _, status in FAILED_JOBS]
+        jobs = ", ".join(job for job, _, _ in FAILED_JOBS)
+        print(f"error: {len(FAILED_JOBS)} job(s) failed: {jobs}", file=sys.stderr, flush=True)
+        FAILED_JOBS.clear()
+        sys.exit(1 if 1 in statuses else statuses[0])
 
 
 def check_overrides(config_name: str, argv: list[str] | None = None) -> None:

@@ -30,11 +30,11 @@ LOWER_IS_BETTER = ("val/fid", "val/kid", "train/loss_g", "train/loss_d")
 class Job:
     path: Path
     overrides: dict[str, str]
-    status: str  # finished, failed, running
+    status: str  # finished, failed (with the reason when known), running, damaged (why)
     rows: list[dict[str, str]] = field(default_factory=list)
 
     def series(self, name: str) -> list[float]:
-        return [float(r[name]) for r in self.rows if r.get(name) not in (None, "")]
+        return [number for r in self.rows if (number := cell(r.get(name))) is not None]
 
     def value(self, name: str) -> float | None:
         """The best value of `name` over the run (min or max by the metric's direction)."""
@@ -62,18 +62,34 @@ def is_running(run_dir: Path) -> bool:
     return False
 
 
+def cell(value: object) -> float | None:
+    """A metrics.csv cell as a number (None when empty or not a number)."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
 def load_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job of the sweep; one whose files cannot be read is listed as damaged, why."""
     jobs = []
     for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
-        run_dir = overrides_file.parent.parent
-        pairs = [o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()) or []]
-        overrides = {k.lstrip("+~"): v for k, v in (p for p in pairs if len(p) == 2)}
-        rows = []
-        if (run_dir / "metrics.csv").is_file():
-            with open(run_dir / "metrics.csv", newline="") as file:
-                rows = list(csv.DictReader(file))
+        run_dir, overrides, rows = overrides_file.parent.parent, {}, []
+        try:
+            listed = yaml.safe_load(overrides_file.read_text()) or []
+            pairs = [str(o).split("=", 1) for o in listed] if isinstance(listed, list) else []
+            overrides = {k.lstrip("+~"): v for k, v in (p for p in pairs if len(p) == 2)}
+            if (run_dir / "metrics.csv").is_file():
+                with open(run_dir / "metrics.csv", newline="") as file:
+                    rows = list(csv.DictReader(file))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as error:
+            reason = f"damaged: {type(error).__name__}"
+            jobs.append(Job(run_dir, overrides, reason, []))
+            continue
         finished = (run_dir / "checkpoints" / "last.ckpt").is_file() and rows
         status = "running" if is_running(run_dir) else "finished" if finished else "failed"
+        if status == "failed" and (run_dir / "failed.txt").is_file():
+            status = f"failed: {(run_dir / 'failed.txt').read_text(errors='replace').strip()}"
         jobs.append(Job(run_dir, overrides, status, rows))
     if not jobs:
         raise ConfigError("sweep_dir", str(sweep_dir), "no job directories (*/.hydra) in it")
@@ -254,9 +270,12 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
         axis.axis("off")
         value = job.value(metric)
         score = "" if value is None else f", {metric} {value:.3g}"
-        axis.set_title(f"{label(job, keys)}\n{job.status}{score}", fontsize=8)
+        axis.set_title(f"{label(job, keys)}\n{job.status[:40]}{score}", fontsize=8)
         if job.grid() is not None:
-            axis.imshow(Image.open(job.grid()), cmap="gray")
+            try:
+                axis.imshow(Image.open(job.grid()), cmap="gray")
+            except OSError:  # a damaged PNG: the job's title says the rest
+                axis.text(0.5, 0.5, "unreadable sample grid", ha="center", fontsize=7)
     figure.tight_layout()
     atomic_write(out, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
@@ -276,7 +295,7 @@ def write_html(
         value = job.value(metric)
         swept = [html.escape(str(job.overrides.get(k))) for k in keys]
         score = "" if value is None else f"{value:.4g}"
-        cells = [html.escape(job.path.name), *swept, job.status, score, image]
+        cells = [html.escape(job.path.name), *swept, html.escape(job.status), score, image]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(
         f"<th>{html.escape(h)}</th>" for h in ["job", *keys, "status", metric, "samples"]

@@ -102,6 +102,42 @@ def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
     assert Image.open(sweep_dir / "report.png").size[0] > 600
 
 
+def test_a_sweep_runs_every_job_and_exits_non_zero_when_one_failed(tmp_path):
+    """Job 0 is a config mistake: job 1 still runs, the failure is listed at the end, the
+    sweep exits 2, and the report shows job 0 as failed with its reason."""
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(
+        "-m", "debug=fast", *TINY, "logger=csv", "trainer.limit_train_batches=2",
+        "data.image_size=48,32", f"hydra.sweep.dir={sweep_dir}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: job 0: config error: data.image_size=48" in result.stderr
+    assert "error: 1 job(s) failed: 0" in result.stderr.strip().splitlines()[-1]
+    assert (sweep_dir / "1" / "checkpoints" / "last.ckpt").is_file()
+    run_cli(str(sweep_dir), module="src.report")
+    page = (sweep_dir / "report.html").read_text()
+    assert "failed: config error: data.image_size=48" in page and page.count("finished") == 1
+
+
+def test_the_report_draws_around_damaged_jobs(tmp_path):
+    """Random bytes for metrics.csv, cells that are no numbers, a broken overrides file: each
+    job is listed (damaged, with why) and the others are drawn."""
+    from src.report import report
+
+    for job, (overrides, metrics) in enumerate([
+        (b"- optimizer.lr=0.1\n", b"epoch,step,val/fid\n0,9,12.5\n"),
+        (b"- optimizer.lr=0.2\n", bytes(range(256)) * 4),
+        (b"- optimizer.lr=0.3\n", b"epoch,step,val/fid\n0,9,banana\n0,19,\n"),
+        (b"- [unclosed\n", b"epoch,step,val/fid\n0,9,3.0\n"),
+    ]):  # fmt: skip
+        (tmp_path / str(job) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_bytes(overrides)
+        (tmp_path / str(job) / "metrics.csv").write_bytes(metrics)
+    page = report(tmp_path).read_text()
+    assert page.count("<tr>") == 1 + 4 and page.count("damaged: ") == 2
+    assert "12.5" in page and (tmp_path / "report.png").is_file()
+
+
 def test_the_articles_sgd_setting_trains(train_cli):
     run_dir = train_cli("optimizer=sgd", "logger=csv")
     checkpoint = load_checkpoint(run_dir)
