@@ -10,6 +10,11 @@ uniformly and written to `labels.csv` (file, label, class name) beside the image
 interpolation row stays within one class.
 """
 
+import csv
+import io
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +26,10 @@ from torchvision.utils import make_grid, save_image
 from src.cli import check_overrides, one_line_errors, writable_dir
 from src.errors import ConfigError, integer
 from src.models.loading import load_generator
+from src.utils.checkpoint import atomic_write
 
 MAX_SAMPLES = 1_000_000
+IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what src.generate writes into images/
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -94,25 +101,43 @@ def main(cfg: DictConfig) -> None:
     generator, _ = load_generator(str(cfg.ckpt_path))
     label = check_label(cfg.get("label"), generator)
     out = writable_dir("out", output_dir(cfg))
-    (out / "images").mkdir(exist_ok=True)
-    first: list[torch.Tensor] = []
-    rows: list[str] = []
-    names = generator.class_names or [str(c) for c in range(generator.num_classes)]
-    for chunk, labels in generate_chunks(generator, cfg.n, cfg.seed, label):
-        for i, image in enumerate(to_unit(chunk)):
-            name = f"{len(rows):06d}.png"
-            save_image(image, out / "images" / name)
-            if len(rows) < 64:
-                first.append(image)
-            rows.append(name if labels is None else f"{name},{labels[i]},{names[labels[i]]}")
-    save_image(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
+    images = out / "images"
+    if images.exists() and any(not IMAGE_NAME.fullmatch(p.name) for p in images.iterdir()):
+        raise ConfigError("out", str(out), "its images/ holds files src.generate did not write")
+    for debris in out.glob(".images.*"):  # left by a generate that was killed
+        shutil.rmtree(debris, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=".images.", dir=out))  # complete or nothing
+    try:
+        first: list[torch.Tensor] = []
+        rows: list[list[object]] = []
+        names = generator.class_names or [str(c) for c in range(generator.num_classes)]
+        for chunk, labels in generate_chunks(generator, cfg.n, cfg.seed, label):
+            for i, image in enumerate(to_unit(chunk)):
+                name = f"{len(rows):06d}.png"
+                save_image(image, staging / name)
+                if len(first) < 64:
+                    first.append(image)
+                row = [name] if labels is None else [name, int(labels[i]), names[labels[i]]]
+                rows.append(row)
+        if images.exists():
+            shutil.rmtree(images)  # a previous generate's output (checked above)
+        staging.rename(images)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    save_png(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
     if generator.num_classes:
-        (out / "labels.csv").write_text("file,label,class\n" + "\n".join(rows) + "\n")
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([["file", "label", "class"], *rows])
+        atomic_write(out / "labels.csv", lambda file: file.write(text.getvalue().encode()))
     steps = cfg.interpolation_steps
     strip = to_unit(interpolation(generator, cfg.interpolation_rows, steps, cfg.seed, label))
-    save_image(make_grid(strip, nrow=steps), out / "interpolation.png")
+    save_png(make_grid(strip, nrow=steps), out / "interpolation.png")
     extra = ", labels.csv" if generator.num_classes else ""
     print(f"{cfg.n} samples, grid.png{extra} and interpolation.png in {out}")
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    atomic_write(path, lambda file: save_image(image, file, format="png"))
 
 
 def check_label(label: object, generator: torch.nn.Module) -> int | None:

@@ -371,6 +371,32 @@ def test_without_a_label_classes_are_uniform_and_listed_in_labels_csv(conditiona
     assert (tmp_path / "all" / "interpolation.png").is_file()
 
 
+def test_labels_csv_quotes_class_names_and_a_rerun_replaces_the_images(conditional_run, tmp_path):
+    """A class named `x,y` stays one field (the csv module); a second generate into the same
+    out= leaves only its own images, also after a killed one left its staging folder."""
+    import csv as csv_module
+
+    ckpt = tmp_path / "named.ckpt"
+    checkpoint = torch.load(conditional_run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["class_names"] = ["x,y", 'say "hi"', *map(str, range(2, 10))]
+    checkpoint[CHECKSUM_KEY] = payload_checksum(checkpoint)
+    torch.save(checkpoint, ckpt)
+    out = tmp_path / "out"
+    for n in (30, 12):
+        status, err = run_entry("src.generate", f"ckpt_path={ckpt}", f"n={n}", f"out={out}")
+        assert status == 0, err
+        (out / ".images.killed").mkdir(exist_ok=True)  # what a killed generate leaves
+    with open(out / "labels.csv", newline="") as file:
+        rows = list(csv_module.reader(file))
+    assert rows[0] == ["file", "label", "class"] and all(len(r) == 3 for r in rows)
+    named = {r[2] for r in rows[1:] if r[1] in ("0", "1")}
+    assert named <= {"x,y", 'say "hi"'} and len(rows) == 1 + 12
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:06d}.png" for i in range(12)]
+    (out / "images" / "mine.txt").write_text("not ours")
+    status, err = run_entry("src.generate", f"ckpt_path={ckpt}", "n=4", f"out={out}")
+    one_line(status, err, "images/ holds files src.generate did not write")
+
+
 @pytest.mark.parametrize("label", ["10", "-1", "two"])
 def test_a_label_out_of_range_is_one_line(conditional_run, tmp_path, label):
     ckpt = conditional_run / "checkpoints" / "last.ckpt"
