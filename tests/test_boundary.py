@@ -358,6 +358,50 @@ def test_a_type_swapped_state_dict_entry_is_refused(ckpt, tmp_path):
         load_checkpoint(tmp_path / "swapped.ckpt")
 
 
+def nan_weight(c):
+    name = next(k for k in c["state_dict"] if k.startswith("generator.") and "weight" in k)
+    c["state_dict"][name] = torch.full_like(c["state_dict"][name], float("nan"))
+
+
+def int_weight(c):
+    name = next(k for k in c["state_dict"] if k.startswith("generator.") and "weight" in k)
+    c["state_dict"][name] = c["state_dict"][name].long()
+
+
+def reshaped_weight(c):
+    name = next(k for k in c["state_dict"] if k.startswith("generator.") and "weight" in k)
+    c["state_dict"][name] = c["state_dict"][name].flatten()
+
+
+def missing_weight(c):
+    del c["state_dict"][next(k for k in c["state_dict"] if k.startswith("generator."))]
+
+
+def no_optimizer_states(c):
+    del c["optimizer_states"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [(nan_weight, "non-finite values"), (int_weight, "is torch.int64, the model needs"),
+     (reshaped_weight, "has shape"), (missing_weight, "is missing from the checkpoint"),
+     (no_optimizer_states, "no optimizer states")],
+    ids=lambda e: getattr(e, "__name__", "")[:20],
+)  # fmt: skip
+@pytest.mark.parametrize("module", ["src.generate", "src.evaluate", "src.train"])
+def test_checkpoint_values_are_checked_on_load(ckpt, tmp_path, train_entry, module, edit, fragment):
+    """NaN, integer, reshaped or missing weights and missing training state: one line, exit 2,
+    for generate, evaluate and resume alike (the checksum recomputed, as an editor would)."""
+    edited = rewrite(ckpt, edit)
+    if module == "src.train":
+        status, err = train_entry(f"ckpt_path={edited}", run_dir=tmp_path / "resumed")
+    elif edit is no_optimizer_states:  # sampling needs no optimizer
+        return
+    else:
+        status, err = run_entry(module, f"ckpt_path={edited}", f"out={tmp_path / 'out'}")
+    one_line(status, err, 2, fragment)
+
+
 # --- the property test: invalid values generated per config key -----------------------------
 def numeric_keys() -> list[str]:
     from src.train import compose_config

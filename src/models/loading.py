@@ -62,10 +62,34 @@ def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Mod
     prefix = ema if any(k.startswith(ema) for k in state) else "generator."
     generator = rebuild(config["model"].get("generator"), "model.generator", torch.nn.Module)
     weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        generator.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise ConfigError(key, ckpt_path, f"generator weights do not fit ({first})") from None
+    check_weights(weights, generator.state_dict(), key, ckpt_path, prefix)
+    generator.load_state_dict(weights)
     generator.class_names = checkpoint.get("class_names")  # a conditional model's classes
     return generator.eval(), config
+
+
+def check_weights(
+    stored: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], key: str, path: Any,
+    prefix: str = "",
+) -> None:  # fmt: skip
+    """The checkpoint's tensors fit the model: the same names, shapes and dtypes (load_state_dict
+    would cast an integer tensor silently) and finite values; else one line naming the first
+    tensor that does not."""
+    names = sorted(set(stored) ^ set(expected))
+    if names:
+        where = "missing from" if names[0] in expected else "unexpected in"
+        raise ConfigError(key, str(path), f"{prefix}{names[0]} is {where} the checkpoint")
+    for name, tensor in stored.items():
+        mine = expected[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != mine.dtype:
+            found = getattr(tensor, "dtype", type(tensor).__name__)
+            raise ConfigError(
+                key, str(path), f"{prefix}{name} is {found}, the model needs {mine.dtype}"
+            )
+        if tensor.shape != mine.shape:
+            raise ConfigError(
+                key, str(path),
+                f"{prefix}{name} has shape {tuple(tensor.shape)}, the model {tuple(mine.shape)}",
+            )  # fmt: skip
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ConfigError(key, str(path), f"{prefix}{name} holds non-finite values")

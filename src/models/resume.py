@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from src.errors import ConfigError
+from src.models.loading import check_weights
 
 # the keys whose values shape the networks, in the order a mismatch is reported
 SHAPING = (
@@ -37,16 +38,24 @@ def check_resumable(checkpoint: dict[str, Any], module: Any, path: str | None) -
             f"the checkpoint was trained with model.conditional={theirs}",
         )  # fmt: skip
     ours, stored = module.state_dict(), checkpoint["state_dict"]
-    differs = any(ours[k].shape != v.shape for k, v in stored.items() if k in ours)
+    differs = any(
+        not isinstance(v, torch.Tensor) or ours[k].shape != v.shape
+        for k, v in stored.items() if k in ours
+    )  # fmt: skip
     if differs or set(ours) != set(stored):
         for key, what in SHAPING:
             mine, saved = lookup(module.config, key), lookup(checkpoint.get("config"), key)
             if mine is not None and saved is not None and mine != saved:
                 raise ConfigError(key, mine, f"the checkpoint was trained with {what} {saved!r}")
-        name = next(iter(sorted(set(ours) ^ set(stored))), None) or next(
-            k for k, v in stored.items() if k in ours and ours[k].shape != v.shape
+    check_weights(stored, ours, "ckpt_path", path)
+    states = checkpoint.get("optimizer_states")
+    if not isinstance(states, list) or len(states) != len(module.built_optimizers):
+        raise ConfigError("ckpt_path", path, "no optimizer states for G and D: it cannot be "
+                          "resumed (src.generate and src.evaluate can still use it)")  # fmt: skip
+    if module.scheduler is not None and not isinstance(checkpoint.get("lr_schedulers"), list):
+        raise ConfigError(
+            "ckpt_path", path, "no lr schedule states (trained without optimizer.scheduler)"
         )
-        raise ConfigError("ckpt_path", path, f"its weights do not fit this model ({name})")
     for key, mine in module.optimizer_classes().items():
         saved = checkpoint.get("optimizer_classes", {}).get(key, mine)
         if saved != mine:
