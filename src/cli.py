@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from src.errors import ConfigError, DivergenceError, Interrupted
@@ -86,6 +87,8 @@ def one_line(error: BaseException) -> tuple[str, int]:
         return str(error), EXIT_DIVERGENCE
     if isinstance(error, Interrupted):
         return str(error), error.status
+    if isinstance(error, OmegaConfBaseException) and getattr(error, "full_key", None):
+        return f"config error: {error.full_key}: {describe(error)}", EXIT_CONFIG
     if is_user_error(error) or "ConfigError: " in describe(error):
         return f"config error: {describe(error)}", EXIT_CONFIG
     return f"{describe(error)} (HYDRA_FULL_ERROR=1 shows the traceback)", 1
@@ -116,7 +119,8 @@ def job_failed(message: str, status: int) -> float:
         (folder / ".hydra").mkdir(parents=True, exist_ok=True)
         overrides = folder / ".hydra" / "overrides.yaml"
         if not overrides.exists():
-            overrides.write_text("".join(f"- {o}\n" for o in hydra_cfg.overrides.task))
+            task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+            overrides.write_text("".join(f"- {o}\n" for o in task))
         (folder / "failed.txt").write_text(line + "\n")
     return float("nan")
 

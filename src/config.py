@@ -3,12 +3,14 @@ a sensible setting, the seed, G and D built for the data's shape, and the Traine
 Lightning accepts although they would train nothing or start more processes than there are
 CPUs. Everything else is checked by the code that uses it (Lightning its own Trainer keys)."""
 
+import difflib
 import math
 import os
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from src.errors import ConfigError, integer
+from src.errors import ConfigError, integer, number
 
 
 def non_finite(node: DictConfig | ListConfig, path: str = "") -> tuple[str, float] | None:
@@ -27,11 +29,88 @@ def non_finite(node: DictConfig | ListConfig, path: str = "") -> tuple[str, floa
     return None
 
 
+def unread_key(cfg: DictConfig, added: set[str]) -> tuple[str, list[str]] | None:
+    """The first key added on the command line (`+key=`) that no constructor receives (not
+    inside a `_target_` node, nor a new entry of a group of such nodes), with its siblings."""
+    for key in sorted(added):
+        if key.split(".")[0] in GROUPS_OF_OBJECTS or key.startswith("model.regularizers."):
+            continue
+        parent, path = cfg, []
+        for part in key.split("."):
+            path.append(part)
+            node = parent.get(part)
+            if isinstance(node, DictConfig) and "_target_" in node:
+                break  # its constructor receives the key, and refuses it if it does not take it
+            if all(leaf in added for leaf in leaves(node, ".".join(path))):
+                return ".".join(path), [str(k) for k in parent if str(k) != part]
+            parent = node
+    return None
+
+
+def leaves(node: object, path: str) -> list[str]:
+    if not isinstance(node, DictConfig):
+        return [path]
+    return [leaf for k in node for leaf in leaves(node._get_node(k), f"{path}.{k}")]
+
+
+GROUPS_OF_OBJECTS = ("callbacks", "logger", "hydra")  # each entry a `_target_` of its own
+
+
+def unresolvable(node: DictConfig | ListConfig, path: str = "") -> list[ConfigError]:
+    """Every interpolation that cannot be resolved (a loop, a missing key or variable), as a
+    ConfigError naming where it is written."""
+    found = []
+    for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+        where = f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_missing(node, key):
+            continue
+        try:
+            value = node[key]
+        except OmegaConfBaseException as error:
+            reason = " ".join(str(error).split("\n")[0].split())
+            found.append(
+                ConfigError(where, node._get_node(key)._value(), f"cannot be resolved: {reason}")
+            )
+            continue
+        if isinstance(value, DictConfig | ListConfig):
+            found += unresolvable(value, where)
+    return found
+
+
+def task_overrides() -> list[str]:
+    """The command line's overrides as typed (not resolved: `x=${y}` stays as written)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+
+
 def validate(cfg: DictConfig) -> None:
     """The start-up checks; raises the first ConfigError found."""
+    task = task_overrides()
+    if broken := unresolvable(cfg):  # said where the user wrote it, if on the command line
+        typed = {o.split("=", 1)[0].lstrip("+~") for o in task}
+        raise next((e for e in broken if e.key in typed), broken[0])
     if found := non_finite(cfg):
         raise ConfigError(*found, "allowed: a finite number")
+    if task:
+        added = {o.split("=", 1)[0].lstrip("+") for o in task if o.startswith("+")}
+        if found := unread_key(cfg, added):
+            key, siblings = found
+            parent, _, name = key.rpartition(".")
+            near = difflib.get_close_matches(name, siblings, n=3, cutoff=0.6)
+            near = [f"{parent}.{k}" if parent else k for k in near]
+            hint = (
+                f"did you mean {', '.join(near)}?" if near else f"keys here: {', '.join(siblings)}"
+            )
+            raise ConfigError(key, OmegaConf.select(cfg, key), f"nothing reads this key; {hint}")
     integer("seed", cfg.seed, low=0, high=2**32 - 1)
+    optimizer = cfg.get("optimizer") or {}
+    if "lr" in optimizer:  # the optimizer group's knobs, which its partials interpolate
+        number("optimizer.lr", optimizer.lr, low_open=True)
+    if "momentum" in optimizer:
+        number("optimizer.momentum", optimizer.momentum, 0.0, 1.0, high_open=True)
     for net in ("generator", "discriminator"):
         for key in ("image_size", "channels"):
             value = cfg.model.get(net, {}).get(key)

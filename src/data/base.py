@@ -145,7 +145,8 @@ class ImageDataModule(LightningDataModule):
         super().__init__()
         choice("data.channels", channels, (1, 3))
         integer("data.batch_size", batch_size)
-        integer("data.num_workers", num_workers, low=0)
+        cpus = os.cpu_count() or 1  # loader processes beyond a few per CPU only fill memory
+        integer("data.num_workers", num_workers, low=0, high=4 * cpus)
         integer("data.val_size", val_size, low=2)
         number("data.resident_max_gb", resident_max_gb)
         choice("data.resident", resident, RESIDENT_CHOICES)

@@ -1,6 +1,5 @@
-"""Checkpoints and crash-safe files (Lightning gaps: its `_atomic_save` overwrites in place, so
-a kill mid-write truncates the file; torch.load checks no CRC, so flipped bytes load
-silently): atomic writes, checksummed weights-only reads, `ckpt_path=auto`."""
+"""Crash-safe, checksummed checkpoints (Lightning gaps: its `_atomic_save` overwrites in place,
+so a kill mid-write truncates the file; torch.load checks no CRC), and `ckpt_path=auto`."""
 
 import hashlib
 import io

@@ -70,13 +70,14 @@ def processes_for_this_job() -> Iterator[None]:
     the whole sweep, Lightning #11300: the job's overrides and run dir become it)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import read_write
+    from omegaconf import OmegaConf, read_write
 
     environment, argv = dict(os.environ), list(sys.argv)
     if HydraConfig.initialized() and not os.environ.get("LOCAL_RANK"):
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+            task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+            sys.argv = [sys.argv[0], *task]
             with read_write(hydra_cfg.run):
                 hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
     try:

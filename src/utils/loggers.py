@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from omegaconf import OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -135,7 +136,8 @@ def sweep_identity() -> dict[str, str]:
     except Exception:  # not the sweep's command line (e.g. a relaunched rank)
         swept = set()
     swept |= set((hydra_cfg.sweeper.get("params") or {}).keys())
-    job = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    job = dict(o.split("=", 1) for o in task if "=" in o)
     shown = [f"{key.rsplit('.', 1)[-1]}={job[key]}" for key in job if key in swept]
     name = ",".join(shown) or f"job {hydra_cfg.job.num}"
     return {"name": name, "group": Path(hydra_cfg.sweep.dir).name, "job_type": "sweep"}

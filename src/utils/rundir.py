@@ -5,7 +5,6 @@ use, its `.hydra/` files written once the lock is held, debris of killed writers
 import fcntl
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from omegaconf import DictConfig, OmegaConf
@@ -66,13 +65,12 @@ class RunDirectory:
         if HydraConfig.initialized():
             hydra_cfg = HydraConfig.get()
             OmegaConf.save(
-                OmegaConf.create(list(hydra_cfg.overrides.task)), folder / "overrides.yaml"
+                OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False),
+                folder / "overrides.yaml",
             )
             OmegaConf.save({"hydra": hydra_cfg}, folder / "hydra.yaml")
 
-    def __exit__(
-        self, kind: type | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.file is not None:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
