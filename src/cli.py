@@ -7,6 +7,7 @@ anything else (a bug: `HYDRA_FULL_ERROR=1` shows its traceback).
 
 import contextlib
 import difflib
+import errno
 import functools
 import os
 import re
@@ -23,6 +24,15 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from src.errors import ConfigError, DivergenceError, Interrupted
 
 EXIT_CONFIG, EXIT_DIVERGENCE = 2, 3
+# the machine's problems, not convgan's: full disk, quota, file too large, read-only, denied
+FILE_SYSTEM_ERRORS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+)
 
 
 def fail(message: str, status: int) -> None:
@@ -87,6 +97,10 @@ def one_line(error: BaseException) -> tuple[str, int]:
         return str(error), EXIT_DIVERGENCE
     if isinstance(error, Interrupted):
         return str(error), error.status
+    if isinstance(error, OSError) and error.errno in FILE_SYSTEM_ERRORS:
+        where = error.filename or "a file of the run"
+        return (f"file-system error: {where}: {error.strerror}; what was written before is "
+                f"intact (free space, or choose another hydra.run.dir)", EXIT_CONFIG)  # fmt: skip
     if isinstance(error, OmegaConfBaseException) and getattr(error, "full_key", None):
         return f"config error: {error.full_key}: {describe(error)}", EXIT_CONFIG
     if is_user_error(error) or "ConfigError: " in describe(error):
@@ -158,14 +172,34 @@ def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
     overrides = [
         f"{o.input_line.split('=', 1)[0]}={next(o.sweep_string_iterator())}"
         if o.is_sweep_override() else o.input_line
-        for o in parsed if not o.key_or_group.startswith("hydra")
+        for o in parsed
     ]  # fmt: skip
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):
         try:
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
         except ConfigCompositionException as error:
             fail(f"config error: {composition_error(error, config_name)}", EXIT_CONFIG)
+        if cfg.hydra.output_subdir is not None or config_name == "train":  # a run directory
+            sweep = "-m" in sys.argv or "--multirun" in sys.argv or cfg.hydra.mode == "MULTIRUN"
+            key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+            writable_target(key, cfg.hydra.sweep.dir if sweep else cfg.hydra.run.dir)
+
+
+def writable_target(key: str, path: str | os.PathLike) -> None:
+    """Where a run will write (Hydra creates it before any job code runs): one line, exit 2,
+    when it is a file, a dangling link or not writable, instead of Hydra's traceback."""
+    path = Path(path)
+    problem = "a dangling symbolic link" if path.is_symlink() and not path.exists() else None
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if problem is None and not ancestor.is_dir():
+        problem = f"{ancestor} is a file; give a directory"
+    elif problem is None and not os.access(ancestor, os.W_OK | os.X_OK):
+        problem = f"{ancestor} is not writable (read-only or no permission)"
+    if problem:
+        fail(f"config error: {key}={str(path)!r}: {problem}", EXIT_CONFIG)
 
 
 def composition_error(error: Exception, config_name: str) -> str:

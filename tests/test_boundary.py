@@ -448,3 +448,76 @@ def test_one_misuse_end_to_end_in_a_real_process(tmp_path):
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "offline"},
     )  # fmt: skip
     one_line(result.returncode, result.stderr, 2, "optimizer.lr=inf")
+
+
+# --- the file system: where a run writes ---------------------------------------------------
+def read_only_dir() -> Path:
+    """A directory this process cannot write, even as root (a read-only file system)."""
+    for candidate in (Path("/proc/sys"), Path("/sys")):
+        if candidate.is_dir() and not os.access(candidate, os.W_OK):
+            return candidate
+    pytest.skip("no read-only file system here")
+
+
+@pytest.mark.parametrize("kind", ["read-only", "a file", "under a file", "dangling link"])
+def test_a_run_directory_it_cannot_use_is_one_line_before_hydra_starts(tmp_path, kind):
+    (tmp_path / "file").write_text("precious\n")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    target = {
+        "read-only": read_only_dir() / "convgan_run", "a file": tmp_path / "file",
+        "under a file": tmp_path / "file" / "run", "dangling link": tmp_path / "link",
+    }[kind]  # fmt: skip
+    status, err = run_entry("src.train", "debug=fast", *TINY, f"hydra.run.dir={target}")
+    fragment = {"read-only": "is not writable", "a file": "is a file", "under a file": "is a file",
+                "dangling link": "dangling symbolic link"}[kind]  # fmt: skip
+    one_line(status, err, 2, "hydra.run.dir=", fragment)
+    assert (tmp_path / "file").read_text() == "precious\n" and not (tmp_path / "nowhere").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_written_is_lost(tmp_path):
+    """A file size limit (ulimit -f) stops the first checkpoint write: exit 2 naming it, no
+    temp file left, the rows and grid written before it intact."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "debug=fast", "logger=csv",
+         "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, capture_output=True, text=True, preexec_fn=limit, timeout=300,
+    )  # fmt: skip
+    one_line(result.returncode, result.stderr, 2, "file-system error:", ".ckpt", "File too large")
+    assert len(rows(run_dir)) == 4 and (run_dir / "samples" / "epoch_000.png").is_file()
+    assert not list((run_dir / "checkpoints").iterdir())  # no half-written or temp file
+
+
+def test_an_unwritable_wandb_dir_turns_wandb_off_and_training_goes_on(train_entry, tmp_path):
+    where = read_only_dir() / "convgan_wandb"
+    status, err = train_entry("logger=wandb", f"logger.wandb.save_dir={where}")
+    assert status == 0, err
+    assert len(rows(tmp_path / "run")) == 4  # the CSV logger still recorded every step
+
+
+@pytest.mark.slow  # two fresh interpreters
+def test_nothing_is_written_to_home_or_the_temp_directory(tmp_path):
+    """A default-logger (W&B offline) training run and src.generate, with HOME and TMPDIR
+    empty directories: W&B's, torch's and matplotlib's files stay in the run (or the
+    repository's outputs/.cache)."""
+    home, temp, run_dir = tmp_path / "home", tmp_path / "tmp", tmp_path / "run"
+    home.mkdir()
+    temp.mkdir()
+    env = {**os.environ, "HOME": str(home), "TMPDIR": str(temp), "WANDB_MODE": "offline"}
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "WANDB_DIR",
+                     "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):  # fmt: skip
+        env.pop(variable, None)
+    for args in (
+        ["-m", "src.train", "debug=fast", *TINY, f"hydra.run.dir={run_dir}"],
+        ["-m", "src.generate", f"ckpt_path={run_dir}/checkpoints/last.ckpt", "n=8"],
+    ):
+        result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert list(home.rglob("*")) == [] and list(temp.rglob("*")) == []
+    assert list((run_dir / "wandb").glob("offline-run-*"))

@@ -28,6 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # a full disk names no file: say which one
+        raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
@@ -87,8 +89,7 @@ def plain(value: Any) -> Any:
 def load_checkpoint(
     path: str | Path, map_location: Any = "cpu", key: str = "ckpt_path"
 ) -> dict[str, Any]:
-    """Weights-only (no code runs) and checksum-verified; any problem is a ConfigError naming
-    `key`: missing, unreadable, damaged, not ours, a pickle that wants to run code."""
+    """Weights-only (no code runs), checksum-verified; any problem a ConfigError naming `key`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(key, str(path), "no such checkpoint file")
@@ -112,8 +113,7 @@ def load_checkpoint(
 
 
 def _atomic_checkpoint_io() -> type:
-    """The Trainer's checkpoint plugin class, built on first use (Lightning is imported only
-    after the start-up checks)."""
+    """The Trainer's checkpoint plugin, built on first use (after the start-up checks)."""
     from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
     class AtomicCheckpointIO(TorchCheckpointIO):

@@ -56,4 +56,5 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     """Every entry with a `_target_` of a config group such as callbacks or logger."""
     if not cfg:
         return []
-    return [instantiate(c) for c in cfg.values() if c and "_target_" in c]
+    built = (instantiate(c) for c in cfg.values() if c and "_target_" in c)
+    return [obj for obj in built if obj is not None]  # a factory may decline (W&B unwritable)

@@ -25,6 +25,7 @@ from src.metrics.quality import LOGGED, LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
+OURS: dict[str, str] = {}  # the W&B directories set here (a user's own settings are kept)
 
 
 def wandb_api_key_available() -> bool:
@@ -83,33 +84,36 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
-def wandb_run_id(save_dir: str | None) -> str:
-    """The W&B run id of this run directory, made once: a resume continues the same W&B run."""
-    path = Path(save_dir or ".") / "wandb" / "convgan_run_id"
-    if path.is_file():
-        return path.read_text().strip()
-    run_id = secrets.token_hex(4)  # not the `random` module: training draws from it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(run_id + "\n")
-    return run_id
-
-
-def wandb_logger(mode: str | None = None, init_timeout: float = 30.0, **kwargs: Any) -> WandbLogger:
+def wandb_logger(
+    mode: str | None = None, init_timeout: float = 30.0, **kwargs: Any
+) -> WandbLogger | None:
     """A WandbLogger, offline (`<save_dir>/wandb/offline-run-*`, for `wandb sync`) unless a key
-    is available or WANDB_MODE/mode says otherwise; an online start waits `init_timeout` s."""
+    is available or WANDB_MODE/mode says otherwise; an online start waits `init_timeout` s.
+    W&B's own files stay there too; None (one warning) when save_dir is not writable."""
     import wandb  # lazily: runs with logger=csv never pay for importing W&B
 
-    mode = (
-        mode
-        or os.environ.get("WANDB_MODE")
-        or ("online" if wandb_api_key_available() else "offline")
-    )
+    folder = Path(kwargs.get("save_dir") or ".") / "wandb"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        id_file = folder / "convgan_run_id"  # made once: a resume continues the same W&B run
+        if not id_file.is_file():
+            id_file.write_text(secrets.token_hex(4) + "\n")  # not `random`: training uses it
+        run_id = id_file.read_text().strip()
+    except OSError as error:
+        log.warning("W&B off: %s is not writable (%s); metrics.csv still records", folder, error)
+        return None
+    for variable in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):  # not ~/.cache
+        if os.environ.get(variable) in (None, OURS.get(variable)):
+            os.environ[variable] = OURS[variable] = str(folder / variable.split("_")[1].lower())
+
+    default = "online" if wandb_api_key_available() else "offline"
+    mode = mode or os.environ.get("WANDB_MODE") or default
     if mode == "offline":
         rank_zero_info("W&B: logging offline (upload later with `wandb sync`).")
     os.environ.setdefault("WANDB_SILENT", "true")
     agent = os.environ.get("WANDB_SWEEP_ID")  # a W&B sweep agent names the run itself
     if rank_zero_only.rank == 0 and "id" not in kwargs and not agent:
-        kwargs = {**kwargs, "id": wandb_run_id(kwargs.get("save_dir")), "resume": "allow"}
+        kwargs = {**kwargs, "id": run_id, "resume": "allow"}
     kwargs = {**kwargs, **sweep_identity()}
     logger = WandbLogger(
         offline=mode == "offline", mode=mode,

@@ -13,11 +13,6 @@ from src.errors import ConfigError
 from src.utils.checkpoint import remove_orphaned_temp_files
 
 
-def is_first_process() -> bool:
-    """The launching process (rank 0 of node 0); the ranks it starts share its directory."""
-    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-
-
 class RunDirectory:
     """`with RunDirectory(path, cfg):` an OS file lock (flock, released with a killed
     process) on `<path>/.lock`; a second run into the directory is refused in one line."""
@@ -27,8 +22,8 @@ class RunDirectory:
         self.file: IO[str] | None = None
 
     def __enter__(self) -> "RunDirectory":
-        if not is_first_process():
-            return self
+        if any(os.environ.get(v, "0") != "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK")):
+            return self  # a rank the launching process started: it shares the directory
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self.file = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the run)
