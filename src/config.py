@@ -126,6 +126,8 @@ def validate(cfg: DictConfig) -> None:
     if limit == 0:
         raise ConfigError("trainer.limit_train_batches", limit, "allowed: > 0 (0 trains nothing)")
     integer("trainer.log_every_n_steps", trainer.get("log_every_n_steps", 50))
+    if (every := trainer.get("check_val_every_n_epoch")) is not None:  # Lightning takes 0 and -1
+        integer("trainer.check_val_every_n_epoch", every)
     precision = trainer.get("precision", "32-true")
     if str(precision).startswith("64"):
         raise ConfigError(

@@ -81,7 +81,7 @@ def test_samples_use_running_statistics_and_leave_the_mode_alone():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"lr": -1.0}, "optimizer.generator=.*Adam refused it: Invalid learning rate"),
+        ({"lr": -1.0}, "optimizer.generator.lr=-1.0: Adam refused it: Invalid learning rate"),
         ({"lr": 0.0}, "optimizer.generator.lr=0.0: allowed: a finite number > 0"),
         ({"momentum": 1.0}, "Adam refused it: Invalid beta parameter"),
         ({"scale_lr": "cubic"}, "optimizer.scale_lr='cubic': allowed: none, linear, sqrt"),

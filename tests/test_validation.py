@@ -39,7 +39,7 @@ CASES = [
     (["data.image_size=512"], 2, "data.image_size=512: allowed for model=dcgan: 16, 32,"),
     (["data.channels=2"], 2, "data.channels=2: allowed: 1, 3"),
     (["trainer.devices=4096"], 2, "trainer.devices=4096: allowed: 1.."),
-    (["trainer.precision=8"], 2, "trainer.precision=8: Trainer refused it: Precision 8 is"),
+    (["trainer.precision=8"], 2, "trainer.precision=8: allowed: 64, 32, 16 or 'transformer"),
     (["hardware=ddp"], 2, "trainer.accelerator='gpu': Trainer refused it: No supported gpu"),
     (["optimizer.scheduler.decay_start=1.5"], 2, "optimizer.scheduler.decay_start=1.5: allowed"),
     (["optimizer.scale_lr=cubic"], 2, "optimizer.scale_lr='cubic': allowed: none, linear, sqrt"),

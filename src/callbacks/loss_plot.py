@@ -9,6 +9,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from src.errors import number
 from src.utils.checkpoint import atomic_write
 
 CURVES = ("train/loss_d", "train/loss_g")
@@ -21,7 +22,9 @@ class LossPlot(Callback):
 
     def __init__(self, path: str, smoothing: float = 0.95):
         self.path = Path(path)
-        self.smoothing = smoothing
+        self.smoothing = number(
+            "callbacks.loss_plot.smoothing", smoothing, 0.0, 1.0, high_open=True
+        )
         self.history: dict[str, list[float]] = {name: [] for name in CURVES}
         self._pending: list[torch.Tensor] = []
 

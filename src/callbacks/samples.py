@@ -10,13 +10,14 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from src.errors import integer
 from src.models.gan_module import CLASS_GRID_COLUMNS
 
 
 class SampleGrid(Callback):
     def __init__(self, dirpath: str, nrow: int = 8):
         self.dirpath = Path(dirpath)
-        self.nrow = nrow
+        self.nrow = integer("callbacks.sample_grid.nrow", nrow)
         self.last: Path | None = None
 
     @rank_zero_only

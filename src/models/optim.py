@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from src.errors import ConfigError
+from src.errors import ConfigError, blamed
 
 LR_SCALING = ("none", "linear", "sqrt")
 
@@ -27,11 +27,13 @@ def build_optimizer(
     """`factory(net.parameters())`; what torch refuses (or an lr that would not train) is a
     ConfigError naming `key` (e.g. optimizer.generator)."""
     name = getattr(getattr(factory, "func", factory), "__name__", str(factory))
+    arguments = factory.keywords if isinstance(factory, partial) else {}
     try:
         optimizer = factory(net.parameters())
     except (TypeError, ValueError, IndexError) as error:  # what torch raises for bad arguments
-        arguments = factory.keywords if isinstance(factory, partial) else {}
-        raise ConfigError(key, arguments, f"{name} refused it: {error}") from None
+        argument = blamed(arguments, str(error))
+        where, value = (f"{key}.{argument}", arguments[argument]) if argument else (key, arguments)
+        raise ConfigError(where, value, f"{name} refused it: {error}") from None
     for group in optimizer.param_groups:
         lr = group["lr"]
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:

@@ -8,12 +8,14 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from src.errors import ConfigError
+from src.errors import ConfigError, blamed, check_types, plain_keys, written
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """The object `cfg` describes; a missing `_target_`, or arguments its constructor refuses
-    (e.g. Lightning's checks of its Trainer keys), as a ConfigError naming the key."""
+    """The object `cfg` describes; a missing `_target_`, a value its constructor's annotation
+    does not admit, or arguments it refuses (e.g. Lightning's checks of its Trainer keys), as
+    a ConfigError naming the key (where the user wrote it, through interpolations)."""
+    check_types(cfg)
     try:
         return hydra.utils.instantiate(cfg, _convert_="all", **kwargs)
     except InstantiationException as error:
@@ -29,27 +31,10 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
         if isinstance(error.__cause__, TypeError | ValueError | MisconfigurationException):
             target = str(cfg.get("_target_", "?")).rsplit(".", 1)[-1]
             reason = " ".join(str(error.__cause__).split())
-            key = refused_key(cfg, reason)
-            node = cfg._get_full_key(key) or "config"
+            key = blamed({k: cfg.get(k) for k in plain_keys(cfg)}, reason)
             value = cfg[key] if key else ConfigError.UNSHOWN
-            raise ConfigError(node, value, f"{target} refused it: {reason}") from None
+            raise ConfigError(written(cfg, key), value, f"{target} refused it: {reason}") from None
         raise
-
-
-def refused_key(cfg: DictConfig, message: str) -> str | None:
-    """The key of `cfg` that a constructor's error message is about: the one it names, else
-    the one whose value it quotes (None when that is not one key)."""
-    keys = [k for k in cfg if k != "_target_" and not isinstance(cfg.get(k), DictConfig)]
-    words = set(re.findall(r"[a-z_][a-z0-9_]*", message.lower()))
-    named = [k for k in keys if k.lower() in words]
-    if len(named) == 1:
-        return named[0]
-    quoted = [
-        k for k in keys
-        if isinstance(cfg.get(k), str | int | float) and not isinstance(cfg.get(k), bool)
-        and re.search(rf"(?<![\w.-]){re.escape(str(cfg.get(k)))}(?![\w.-])", message)
-    ]  # fmt: skip
-    return quoted[0] if len(quoted) == 1 else None
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
