@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per cor
     # nothing from a second thread (the default suite took 1.7x longer with two per worker).
     # Set before torch is imported, so subprocesses started by the tests inherit it too.
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
+# the decoded-data and extractor caches of the tests stay out of the user's ~/.cache
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="convgan-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small networks and batches so each CLI run takes seconds on a 2-core CPU.

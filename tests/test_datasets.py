@@ -67,11 +67,14 @@ def test_resident_path_yields_exactly_the_streaming_batches(tmp_path, make, writ
         assert all(torch.equal(r, s) for r, s in zip(resident, streaming, strict=True))
 
 
-def test_resident_tensor_is_cached_by_content(tmp_path, caplog):
-    root = fixtures.write_cifar10(tmp_path)
+def test_resident_tensor_is_cached_by_content_outside_the_data(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = fixtures.write_cifar10(tmp_path / "data")
+    before = sorted(root.rglob("*"))
     first = CIFAR10DataModule(root=str(root), channels=3)
     first.setup("fit")
-    (cached,) = (root / ".convgan_cache").glob("*.pt")
+    (cached,) = (tmp_path / "cache" / "convgan").glob("*.pt")
+    assert sorted(root.rglob("*")) == before  # nothing written into the dataset
     caplog.set_level(logging.INFO)
     again = CIFAR10DataModule(root=str(root), channels=3)
     again.setup("fit")
@@ -80,8 +83,8 @@ def test_resident_tensor_is_cached_by_content(tmp_path, caplog):
     fixtures.write_cifar10(root, per_batch=24)
     changed = CIFAR10DataModule(root=str(root), channels=3)
     changed.setup("fit")
-    assert len(changed.images) == 120 and len(list((root / ".convgan_cache").glob("*.pt"))) == 2
-    assert cached.is_file()
+    assert len(changed.images) == 120
+    assert len(list((tmp_path / "cache" / "convgan").glob("*.pt"))) == 2 and cached.is_file()
 
 
 def test_folder_reads_mixed_sizes_and_modes_and_skips_a_corrupt_file(tmp_path, caplog):

@@ -351,13 +351,10 @@ class ImageDataModule(LightningDataModule):
 
 
 def cache_dir(configured: str | None, root: str | None) -> Path:
-    """`data.cache_dir`, else `<root>/.convgan_cache` when writable, else ~/.cache/convgan."""
+    """`data.cache_dir`, else the user's cache directory ($XDG_CACHE_HOME or ~/.cache), never
+    inside the dataset unless asked (data.cache_dir=<root>/...)."""
     if configured:
         return Path(configured)
-    if root is not None:
-        beside = Path(root) / ".convgan_cache"
-        if os.access(beside if beside.is_dir() else root, os.W_OK):
-            return beside
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convgan"
 
 
