@@ -94,6 +94,19 @@ def test_resume_and_rerun_keep_every_metrics_row(train_entry, trained):
     assert rows(trained) == after
 
 
+def test_each_launch_keeps_its_config_and_overrides(train_entry, tmp_path):
+    """A resume (ckpt_path=auto) keeps the first launch's .hydra files as launch_1/."""
+    import yaml
+
+    assert train_entry("optimizer.lr=3e-4")[0] == 0
+    assert train_entry("ckpt_path=auto", "trainer.max_epochs=2")[0] == 0
+    hydra_dir = tmp_path / "run" / ".hydra"
+    first = yaml.safe_load((hydra_dir / "launch_1" / "overrides.yaml").read_text())
+    assert "optimizer.lr=3e-4" in first and "ckpt_path=auto" not in first
+    assert "ckpt_path=auto" in yaml.safe_load((hydra_dir / "overrides.yaml").read_text())
+    assert (hydra_dir / "launch_1" / "config.yaml").is_file()
+
+
 def test_rows_logged_past_the_resumed_checkpoint_are_replaced_not_duplicated(train_entry, tmp_path):
     """What a run killed mid-epoch leaves: rows past its last checkpoint. Resuming from an
     earlier checkpoint redoes those steps; each step must end up in metrics.csv once."""

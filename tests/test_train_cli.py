@@ -67,6 +67,7 @@ def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, 
         assert log.count(name.encode()) >= 4, name  # one history record per logged step
     assert b"d_steps_per_g_step" in log and b"ema_decay" in log
     assert (run_dir / "metrics.csv").is_file()  # the CSV logger runs alongside
+    assert not (run_dir / "wandb" / "latest-run").exists()  # `wandb sync` would see it twice
 
 
 @pytest.mark.slow  # a sweep: four jobs (default-suite budget)

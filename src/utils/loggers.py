@@ -201,7 +201,9 @@ def finished(loggers: list[Logger]) -> Iterator[None]:
             import wandb
 
             if wandb.run is not None:
+                run_dir = Path(wandb.run.dir).parents[1]  # <save_dir>/wandb/offline-run-*/files
                 wandb.run.finish(exit_code=1 if failed else 0)
+                (run_dir / "latest-run").unlink(missing_ok=True)  # `wandb sync` saw runs twice
             try:
                 wandb.teardown()
             except (Exception, SystemExit) as error:  # never hide the job's own outcome

@@ -48,14 +48,20 @@ class RunDirectory:
         return self
 
     def write_hydra_files(self) -> None:
-        """`.hydra/{config,overrides,hydra}.yaml` (Hydra's own copy is off in
-        conf/hydra/default.yaml: it would overwrite a running run's before the lock refuses)."""
+        """`.hydra/{config,overrides,hydra}.yaml`, an earlier launch's in `.hydra/launch_<n>/`
+        (Hydra's own copy is off: it would overwrite a running run's before the lock refuses)."""
         if self.cfg is None:
             return
         from hydra.core.hydra_config import HydraConfig
 
         folder = self.path / ".hydra"
         folder.mkdir(exist_ok=True)
+        if (folder / "config.yaml").exists():  # an earlier launch (a resume): keep its files
+            earlier = folder / f"launch_{len(list(folder.glob('launch_*'))) + 1}"
+            earlier.mkdir()
+            for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+                if (folder / name).exists():
+                    (folder / name).rename(earlier / name)
         OmegaConf.save(self.cfg, folder / "config.yaml")
         if HydraConfig.initialized():
             hydra_cfg = HydraConfig.get()
