@@ -560,3 +560,25 @@ def test_nothing_is_written_to_home_or_the_temp_directory(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     assert list(home.rglob("*")) == [] and list(temp.rglob("*")) == []
     assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.slow  # a real process and its loader workers
+def test_no_loader_worker_outlives_a_sigtermed_run(tmp_path):
+    """Streaming data with worker processes: after SIGTERM the run exits 143 and every child
+    process it had is gone."""
+    root = fixtures.write_folder(tmp_path / "images", n=40)
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "src.train", *TINY, "logger=csv", "data=folder",
+            f"data.root={root}", "data.image_size=16", "data.resident=false",
+            "data.num_workers=2", "trainer.max_epochs=500", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    process = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (run_dir / "checkpoints" / "epoch_001.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert children, "the loader workers should be running"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    time.sleep(1)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
