@@ -46,9 +46,10 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     model.config = OmegaConf.to_container(cfg, resolve=True)
     model.class_names = class_names
     callbacks = instantiate_list(cfg.get("callbacks"))
-    loggers = ensure_loggers_start(instantiate_list(cfg.get("logger")))
+    loggers: list = []  # started once the Trainer has checked its keys (W&B takes seconds)
     with finished(loggers), distributed.processes_for_this_job():
-        trainer = build_trainer(cfg.trainer, callbacks, loggers)
+        trainer = build_trainer(cfg.trainer, callbacks, instantiate_list(cfg.get("logger")))
+        trainer.loggers = loggers[:] = ensure_loggers_start(trainer.loggers)
         devices = trainer.num_devices * trainer.num_nodes
         rank_zero_info(
             f"Run directory: {cfg.paths.output_dir}; effective batch {cfg.data.batch_size} x "
