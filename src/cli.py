@@ -9,6 +9,7 @@ import contextlib
 import difflib
 import errno
 import functools
+import logging
 import os
 import re
 import signal
@@ -58,8 +59,16 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, OmegaConfBaseException | MisconfigurationException)
 
 
+class WithoutTips(logging.Filter):
+    """Lightning's advertisement for its cloud logger, on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
 def quiet_known_warnings() -> None:
     """The project's only warning filters: noise that is understood and not actionable."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(WithoutTips())
     # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.

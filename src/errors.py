@@ -1,5 +1,6 @@
 """User mistakes (config, data, checkpoint) as one line, and the generic checks that raise them."""
 
+import importlib
 import math
 import re
 import types
@@ -7,7 +8,6 @@ import typing
 from collections.abc import Collection
 from numbers import Real
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
@@ -150,9 +150,10 @@ def written(cfg: DictConfig, key: str | None) -> str:
 def check_types(cfg: DictConfig) -> None:
     """Every `_target_` node's plain values against its constructor's annotations."""
     if "_target_" in cfg:
+        module, _, name = str(cfg._target_).rpartition(".")
         try:
-            target = get_class(cfg._target_)
-        except Exception:  # a function or a missing class: instantiate says so
+            target = getattr(importlib.import_module(module), name)
+        except Exception:  # a missing target: instantiate says so
             target = None
         values = {k: OmegaConf.to_object(v) if isinstance(v := cfg.get(k), ListConfig) else v
                   for k in plain_keys(cfg)}  # fmt: skip

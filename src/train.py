@@ -54,7 +54,8 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
         rank_zero_info(
             f"Run directory: {cfg.paths.output_dir}; effective batch {cfg.data.batch_size} x "
             f"{devices} device(s) = {cfg.data.batch_size * devices} "
-            f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')})"
+            f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')}); parameters: G "
+            f"{count(model.generator):,}, D {count(model.discriminator):,}"
         )
         if cfg.get("ckpt_path") == "auto":
             found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
@@ -65,6 +66,10 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             # weights_only: a checkpoint is data, never code (a pickle payload is refused).
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return dict(trainer.callback_metrics)
+
+
+def count(net: Any) -> int:
+    return sum(p.numel() for p in net.parameters())
 
 
 def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> Any:

@@ -119,6 +119,7 @@ def wandb_logger(
         offline=mode == "offline", mode=mode,
         settings=wandb.Settings(init_timeout=init_timeout), **kwargs,
     )  # fmt: skip
+    logger._wandb_init.pop("anonymous", None)  # Lightning passes None; W&B warns it is unused
     logger.factory_kwargs = kwargs  # to rebuild it offline if the online start fails
     return logger
 
