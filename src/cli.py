@@ -71,6 +71,8 @@ def quiet_known_warnings() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(WithoutTips())
     # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
+    # a resume writes into its own checkpoints/ again, on purpose
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,9 @@ def run_in_process(
     sys.argv = [str(ROOT / (module.replace(".", "/") + ".py")), *args]
     os.chdir(ROOT)
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        quiet = warnings.catch_warnings()  # running an imported module again as __main__
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), quiet:
+            warnings.filterwarnings("ignore", message=r".*found in sys.modules after import")
             runpy.run_module(module, run_name="__main__", alter_sys=False)
         status = 0
     except SystemExit as exit:

@@ -223,8 +223,10 @@ class GANModule(LightningModule):
         skipped_total = self.health.update(
             skipped, outputs["train/d_real"], outputs["train/d_fake"]
         )
-        for schedule in self.lr_schedulers() or []:  # per batch (manual optimization)
-            schedule.step()
+        schedules = self.lr_schedulers() or []  # manual optimization steps them: per own step
+        for schedule, stepped in zip(schedules, (True, "train/loss_g" in outputs), strict=False):
+            if stepped:
+                schedule.step()
         batch_index = self.trainer.fit_loop.total_batch_idx
         if (batch_index + 1) % self.trainer.log_every_n_steps and not self.trainer.should_stop:
             return
@@ -331,10 +333,13 @@ class GANModule(LightningModule):
                 group["lr"] = lr * scale
         if self.scheduler is None:
             return list(self.built_optimizers)
-        # the run's batch count, read when the schedule first steps: `estimated_stepping_batches`
-        # would build the train dataloader before a checkpoint's RNG states are restored
-        schedules = [self.scheduler(o, self.scheduled_batches) for o in self.built_optimizers]
-        return list(self.built_optimizers), schedules
+        # each network's step count over the run, read when its schedule first steps (not
+        # `estimated_stepping_batches`: it builds the train dataloader before a checkpoint's
+        # RNG states are restored); G steps once every d_steps_per_g_step batches
+        opt_d, opt_g = self.built_optimizers
+        g_steps = lambda: max(1, self.scheduled_batches() // self.d_steps_per_g_step)  # noqa: E731
+        schedules = [self.scheduler(opt_d, self.scheduled_batches), self.scheduler(opt_g, g_steps)]
+        return [opt_d, opt_g], schedules
 
     def scheduled_batches(self) -> int:
         return max(1, int(self.trainer.num_training_batches) * max(1, self.trainer.max_epochs))
