@@ -513,6 +513,7 @@ def test_a_run_directory_it_cannot_use_is_one_line_before_hydra_starts(tmp_path,
     assert (tmp_path / "file").read_text() == "precious\n" and not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter under a file size limit
 def test_a_full_disk_is_one_line_naming_the_file_and_nothing_written_is_lost(tmp_path):
     """A file size limit (ulimit -f) stops the first checkpoint write: exit 2 naming it, no
     temp file left, the rows and grid written before it intact."""
