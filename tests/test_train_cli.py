@@ -326,3 +326,16 @@ def test_wandb_offline_run_defines_val_metrics_against_epoch_with_best_values(tr
     ]  # fmt: skip
     fids = [float(h["val/fid"]) for h in history if "val/fid" in h]
     assert len(fids) == 2 and all(h["epoch"] in ("0", "1") for h in history if "val/fid" in h)
+
+
+@pytest.mark.slow  # a fresh interpreter whose stdout is a pipe, as under SLURM or nohup
+def test_a_run_piped_to_a_file_prints_a_line_per_epoch(tmp_path):
+    result = run_cli(
+        "debug=fast", *TINY[:-2], "trainer.max_epochs=2", "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}", fresh_process=True,
+    )  # fmt: skip
+    lines = (result.stdout + result.stderr).splitlines()
+    assert max(len(line) for line in lines) <= 300
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == [
+        "epoch 1/2", "epoch 2/2"
+    ]  # fmt: skip
