@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-slow test-all sweep report bench bench-gpu lint format clean
+.PHONY: install train smoke test test-slow test-all sweep report bench bench-gpu lint format clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 ## Train the default DCGAN on the bundled digits (CPU, a few minutes); extra overrides: ARGS="..."
 train: install
 	$(PY) -m src.train $(ARGS)
+
+## Proves the install in seconds: a few batches of a tiny-width run (outputs/smoke/...)
+smoke: install
+	$(PY) -m src.train debug=fast task_name=smoke model.generator.ngf=8 model.discriminator.ndf=8 logger=csv $(ARGS)
 
 ## The default test suite (no `slow` tests), one pytest-xdist worker per core (at most 8)
 test: install

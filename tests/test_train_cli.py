@@ -2,6 +2,7 @@
 
 import csv
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,39 @@ def test_a_run_piped_to_a_file_prints_a_line_per_epoch(tmp_path):
     assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == [
         "epoch 1/2", "epoch 2/2"
     ]  # fmt: skip
+
+
+def test_debug_overfit_trains_on_the_same_batches_every_epoch(tmp_path):
+    run_cli(
+        "debug=overfit", *TINY, "logger=csv", "trainer.max_epochs=3",
+        "+callbacks.batches._target_=tests.helpers.RecordBatches",
+        f"+callbacks.batches.dirpath={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    batches = torch.load(tmp_path / "batches_0.pt")
+    assert len(batches) == 3 * 3  # 3 batches, 3 epochs
+    for epoch in (1, 2):
+        for i in range(3):
+            assert torch.equal(batches[3 * epoch + i][0], batches[i][0])
+    assert not torch.equal(batches[0][0], batches[1][0])
+
+
+@pytest.mark.slow  # three short runs and make
+@pytest.mark.parametrize("mode", ["profile", "limit", "resnet", "smoke"])
+def test_the_debug_modes_and_make_smoke_work_quickly(tmp_path, mode):
+    import time
+
+    start = time.perf_counter()
+    if mode == "smoke":
+        result = subprocess.run(["make", "-s", "smoke", f"ARGS=hydra.run.dir={tmp_path / 'run'}"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+    else:
+        overrides = {"profile": ["debug=profile"], "limit": ["debug=limit"],
+                     "resnet": ["debug=fast", "model=resnet"]}[mode]  # fmt: skip
+        run_cli(*overrides, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}", fresh_process=True)
+    assert time.perf_counter() - start <= 30
+    if mode == "profile":
+        assert "FIT Profiler Report" in (tmp_path / "run" / "fit-profile.txt").read_text()
+    if mode == "limit":
+        with open(tmp_path / "run" / "metrics.csv") as f:
+            assert [r for r in csv.DictReader(f) if r.get("val/fid")]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from pytorch_lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from src.data.sampling import ContiguousBatches, EpochSampler
 from src.data.transforms import fit_images
@@ -264,6 +264,14 @@ class ImageDataModule(LightningDataModule):
         # The loader's own generator (its worker base seed), so creating an epoch's iterator
         # never draws from the global RNG that the training noise comes from.
         rng = torch.Generator().manual_seed(h.seed)
+        if self.trainer is not None and self.trainer.overfit_batches:  # the same batches always:
+            # epoch 0's order, with the sequential sampler Lightning's overfit mode insists on
+            first = EpochSampler(len(self.dataset), h.batch_size, h.seed, rank, world_size)
+            dataset = UInt8Images(self.images.to(device)) if self.images is not None else None
+            subset = Subset(
+                self.with_labels(dataset or self.dataset, device), first.indices().tolist()
+            )
+            return DataLoader(subset, batch_size=h.batch_size, drop_last=True, generator=rng)
         if self.images is not None:
             self.images = self.images.to(device)
             sampler = EpochSampler(

@@ -266,8 +266,14 @@ class GANModule(LightningModule):
         finally:
             generator.train(was_training)
 
+    @property
+    def measuring(self) -> bool:
+        """A real evaluation: not Lightning's sanity pass (a partial pass would count as the
+        reference) nor overfit mode (which reruns a few training batches as validation)."""
+        return not (self.trainer.sanity_checking or self.trainer.overfit_batches)
+
     def on_validation_epoch_start(self) -> None:
-        if self.trainer.sanity_checking:  # a partial pass would count as the reference
+        if not self.measuring:
             return
         self.quality.start(self.trainer, self.conditional)
         if self.eval_noise is None:  # fixed: every evaluation compares the same latents
@@ -280,7 +286,7 @@ class GANModule(LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         """Samples for these reference positions from their fixed latents (a conditional G
         each class equally often), then updates the metrics."""
-        if self.trainer.sanity_checking:
+        if not self.measuring:
             return
         real, real_labels, positions = batch
         if self.quality.needs_real:
@@ -289,7 +295,7 @@ class GANModule(LightningModule):
         self.quality.update(self.sample(self.eval_noise[positions], labels), False, labels)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
+        if not self.measuring:
             return
         values = self.quality.finish()
         self.log_dict({LOGGED[k]: v for k, v in values.items() if k in LOGGED}, sync_dist=True)
