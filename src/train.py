@@ -17,6 +17,8 @@ from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.instantiators import instantiate, instantiate_list
 from src.utils.rundir import RunDirectory
 
+SHORT_RUN = 20  # epochs: a decaying lr over fewer is far shorter than the recipe expects
+
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Checks, builds and fits; returns the trainer's metrics. Raises ConfigError for a user
@@ -57,6 +59,7 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')}); parameters: G "
             f"{count(model.generator):,}, D {count(model.discriminator):,}"
         )
+        short_run_note(cfg)
         if cfg.get("ckpt_path") == "auto":
             found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
             rank_zero_info(f"ckpt_path=auto: {found}")
@@ -66,6 +69,22 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             # weights_only: a checkpoint is data, never code (a pickle payload is refused).
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return dict(trainer.callback_metrics)
+
+
+def short_run_note(cfg: DictConfig) -> None:
+    """One line when a decaying lr schedule is squeezed into a few epochs (it reaches 0 at the
+    last epoch, so a 4-epoch run decays from epoch 2 and shows less than it could)."""
+    from pytorch_lightning.utilities import rank_zero_info
+
+    epochs, schedule = cfg.trainer.get("max_epochs"), cfg.optimizer.get("scheduler")
+    whole_epochs = cfg.trainer.get("limit_train_batches") in (None, 1.0)  # not a smoke run
+    if schedule and whole_epochs and epochs is not None and 0 < epochs < SHORT_RUN:
+        start = int(epochs * schedule.get("decay_start", 0))
+        rank_zero_info(
+            f"Note: trainer.max_epochs={epochs} is short for optimizer.scheduler, whose lr "
+            f"falls from epoch {start} to 0 at the last; the default recipe was chosen at 80 "
+            "epochs (README: how long to train). A quick look at a constant lr: optimizer=adam"
+        )
 
 
 def count(net: Any) -> int:

@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from src.train import compose_config, short_run_note
 from tests.conftest import ROOT, TINY, run_cli
 
 METRICS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
@@ -376,3 +377,20 @@ def test_the_debug_modes_and_make_smoke_work_quickly(tmp_path, mode):
     if mode == "limit":
         with open(tmp_path / "run" / "metrics.csv") as f:
             assert [r for r in csv.DictReader(f) if r.get("val/fid")]
+
+
+def test_console_is_quiet_and_a_short_decaying_run_says_so(tmp_path, caplog):
+    # Whole epochs of the digits (not a smoke run), W&B offline: what a user sees.
+    short = ("model.generator.ngf=8", "model.discriminator.ndf=8", "trainer.max_epochs=2")
+    result = run_cli(*short, "trainer.limit_val_batches=0", f"hydra.run.dir={tmp_path / 'a'}")
+    console = result.stdout + result.stderr
+    for noise in ("Tip:", "anonymous setting", "FLOPs", "lr_scheduler.step()"):
+        assert noise not in console, noise
+    (note,) = [line for line in console.splitlines() if "Note: trainer.max" in line]
+    assert "trainer.max_epochs=2" in note and "from epoch 1 to 0" in note
+    assert "parameters: G" in console and "Run directory:" in console
+    for quiet in (["optimizer=adam"], ["debug=fast"], ["trainer.max_epochs=40"]):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            short_run_note(compose_config([*short, *quiet]))
+        assert "Note:" not in caplog.text, quiet
