@@ -126,6 +126,52 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def swept_values() -> list[str]:
+    """This multirun job's values of the swept keys, e.g. `['lr=0.0001', 'momentum=0.9']`:
+    the keys given several values on the sweep's command line, and the sweeper's search
+    space (Optuna's `params`). Empty outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return []
+    hydra_cfg = HydraConfig.get()
+    swept = {o.get_key_element() for o in sweep_overrides() if o.is_sweep_override()}
+    swept |= set((hydra_cfg.sweeper.get("params") or {}).keys())
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    job = dict(o.split("=", 1) for o in task if "=" in o)
+    return [f"{key.rsplit('.', 1)[-1]}={job[key]}" for key in job if key in swept]
+
+
+def sweep_overrides() -> list[Any]:
+    """The sweep's command-line overrides, parsed; none when this process was not started
+    with them (a relaunched DDP rank, a SLURM job)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        arguments = [a for a in sys.argv[1:] if not a.startswith("-")]  # -m, --multirun
+        return OverridesParser.create().parse_overrides(arguments)
+    except Exception:
+        return []
+
+
+def job_dir_name() -> str:
+    """A multirun job's folder (`hydra.sweep.subdir`): its swept values, as its W&B run is
+    named (`lr=0.0001,momentum=0.9`); the job number in front where two jobs could share
+    them (values a sweeper samples, a value listed twice); the number alone without any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    number, name = str(hydra_cfg.job.num), ",".join(swept_values()).replace("/", "_")
+    listed = [list(o.sweep_string_iterator()) for o in sweep_overrides() if o.is_sweep_override()]
+    repeated = any(len(set(values)) < len(values) for values in listed)
+    if not name or len(name) > 200:
+        return number
+    return f"{number}_{name}" if repeated or hydra_cfg.sweeper.get("params") else name
+
+
+OmegaConf.register_new_resolver("sweep_job", job_dir_name, replace=True)
+
+
 FAILED_JOBS: list[tuple[str, str, int]] = []  # (job, line, exit status) of this multirun
 
 

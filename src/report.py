@@ -8,11 +8,11 @@ and metrics. Jobs that failed or are still running are listed as such. No networ
 """
 
 import argparse
+import base64
 import csv
 import fcntl
 import html
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,15 @@ class Job:
 
     def series(self, name: str) -> list[float]:
         return [number for r in self.rows if (number := cell(r.get(name))) is not None]
+
+    def epochs(self, name: str) -> list[float]:
+        """Where each value of `series(name)` was logged, in epochs: the row's epoch plus the
+        share of it done by its batch (batches per epoch from the rows: the largest
+        (step + 1) / (epoch + 1), exact once an epoch's last batch was logged)."""
+        logged = [r for r in self.rows if cell(r.get(name)) is not None]
+        pairs = [(cell(r.get("epoch")) or 0.0, cell(r.get("step")) or 0.0) for r in logged]
+        per_epoch = max(((s + 1) / (e + 1) for e, s in pairs), default=1.0)
+        return [e + min(max((s + 1) / per_epoch - e, 0.0), 1.0) for e, s in pairs]
 
     def value(self, name: str) -> float | None:
         """The best value of `name` over the run (min or max by the metric's direction)."""
@@ -178,6 +187,13 @@ def label(job: Job, keys: list[str]) -> str:
     return ",".join(pairs) or job.path.name
 
 
+def best(jobs: list[Job], metric: str) -> Job | None:
+    """The job with the best value of `metric` (None when no job logged it)."""
+    done = [j for j in jobs if j.value(metric) is not None]
+    pick = min if metric in LOWER_IS_BETTER else max
+    return pick(done, key=lambda j: j.value(metric)) if done else None
+
+
 def smooth(values: list[float], weight: float = 0.8) -> list[float]:
     out, last = [], None
     for v in values:
@@ -200,9 +216,11 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    columns = max(3, len(jobs))
-    figure = plt.figure(figsize=(3.2 * columns, 9))
-    grid = figure.add_gridspec(3, columns)
+    # the metric and the losses on top, then the jobs' last sample grids, up to 6 a row
+    winner, columns = best(jobs, metric), max(4, min(6, len(jobs)))
+    rows = math.ceil(len(jobs) / columns)
+    figure = plt.figure(figsize=(3.2 * columns, 3.6 * (rows + 1.2)))
+    grid = figure.add_gridspec(rows + 1, columns, height_ratios=[1.2] + [1] * rows)
     summary = figure.add_subplot(grid[0, : columns // 2])
     if len(keys) == 2:
         xs = sorted({j.overrides[keys[0]] for j in jobs if keys[0] in j.overrides}, key=as_number)
@@ -225,17 +243,27 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
                 text = "no value" if missing else f"{value:.3g}"
                 colour = "black" if missing else "white"
                 summary.text(x, y, text, ha="center", va="center", color=colour)
+        if winner is not None:  # the best cell framed and labelled
+            x, y = xs.index(winner.overrides[keys[0]]), ys.index(winner.overrides[keys[1]])
+            frame = plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, color="red", lw=3)
+            summary.add_patch(frame)
+            summary.text(x, y + 0.3, "best", ha="center", va="center", color="red")
         figure.colorbar(image, ax=summary, label=metric)
     elif len(keys) == 1:
         done = sorted((j for j in jobs if j.value(metric) is not None and keys[0] in j.overrides),
                       key=lambda j: as_number(j.overrides[keys[0]]))  # fmt: skip
         summary.plot([as_number(j.overrides[keys[0]]) for j in done],
                      [j.value(metric) for j in done], marker="o")  # fmt: skip
+        if winner is not None and keys[0] in winner.overrides:
+            summary.plot([as_number(winner.overrides[keys[0]])], [winner.value(metric)], "*",
+                         color="red", markersize=16, label="best")  # fmt: skip
+            summary.legend(fontsize=7)
         summary.set_xlabel(keys[0])
         summary.set_ylabel(metric)
     else:
         summary.axis("off")
-        lines = [f"{label(j, keys)}: {j.value(metric)} ({j.status})" for j in jobs]
+        lines = [f"{'best ' if j is winner else ''}{label(j, keys)}: {j.value(metric)} "
+                 f"({j.status})" for j in jobs]  # fmt: skip
         summary.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
     summary.set_title(f"best {metric} per job")
     if history is not None:  # an Optuna search: the trials in order, the best so far
@@ -260,17 +288,20 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
         for name, style in (("train/loss_d", "-"), ("train/loss_g", "--")):
             values = job.series(name)
             if values:
-                curves.plot(smooth(values), style, label=f"{label(job, keys)} {name[6:]}")
-    curves.set_xlabel("logged step")
+                curves.plot(job.epochs(name), smooth(values), style,
+                            label=f"{label(job, keys)} {name[6:]}")  # fmt: skip
+    curves.set_xlabel("epoch")
     curves.set_title("smoothed losses (solid: D, dashed: G)")
     if curves.lines:  # jobs that logged nothing (failed at start) draw no curve
         curves.legend(fontsize=6)
     for i, job in enumerate(jobs):
-        axis = figure.add_subplot(grid[1:, i])
+        axis = figure.add_subplot(grid[1 + i // columns, i % columns])
         axis.axis("off")
         value = job.value(metric)
         score = "" if value is None else f", {metric} {value:.3g}"
-        axis.set_title(f"{label(job, keys)}\n{job.status[:40]}{score}", fontsize=8)
+        mark = "best: " if job is winner else ""
+        axis.set_title(f"{mark}{label(job, keys)}\n{job.status[:40]}{score}", fontsize=8,
+                       color="red" if job is winner else "black")  # fmt: skip
         if job.grid() is not None:
             try:
                 axis.imshow(Image.open(job.grid()), cmap="gray")
@@ -284,19 +315,16 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
 def write_html(
     jobs: list[Job], keys: list[str], metric: str, sweep_dir: Path, history: dict | None
 ) -> None:
-    rows = []
+    rows, winner = [], best(jobs, metric)
     for job in jobs:
         grid = job.grid()
-        image = (
-            f'<img src="{html.escape(os.path.relpath(grid, sweep_dir))}" width="160">'
-            if grid
-            else ""
-        )
+        image = f'<img src="{inline(grid)}" width="160">' if grid else ""
         value = job.value(metric)
         swept = [html.escape(str(job.overrides.get(k))) for k in keys]
-        score = "" if value is None else f"{value:.4g}"
+        score = "" if value is None else f"{value:.4g}" + (" (best)" if job is winner else "")
         cells = [html.escape(job.path.name), *swept, html.escape(job.status), score, image]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        style = " style='background:#fdd'" if job is winner else ""
+        rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(
         f"<th>{html.escape(h)}</th>" for h in ["job", *keys, "status", metric, "samples"]
     )
@@ -317,10 +345,19 @@ def write_html(
                 else ""
             )
         )
-        + f"<img src='report.png'><table border='1'><tr>{head}</tr>{''.join(rows)}</table>"
+        + f"<img src='{inline(sweep_dir / 'report.png')}'>"
+        + f"<table border='1'><tr>{head}</tr>{''.join(rows)}</table>"
         "</body></html>"
     )
     atomic_write(sweep_dir / "report.html", lambda file: file.write(page.encode()))
+
+
+def inline(image: Path) -> str:
+    """An image as a data URI: the page shows it wherever it is opened or copied to."""
+    try:
+        return "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
+    except OSError:  # unreadable: the browser shows its alt text
+        return ""
 
 
 def report(sweep_dir: Path, metric: str | None = None) -> Path:

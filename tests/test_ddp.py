@@ -77,7 +77,7 @@ def test_a_multirun_of_two_process_jobs_runs_each_job_once(tmp_path):
         f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]
+    assert jobs == ["lr=0.0001", "lr=0.0002"]
     for job in jobs:
         checkpoint = load_checkpoint(sweep / job / "checkpoints" / "last.ckpt")
         assert checkpoint["global_step"] == 8

@@ -1,7 +1,6 @@
 """`python -m src.train` end to end: the run-directory contract, W&B offline, sweeps."""
 
 import csv
-import re
 import subprocess
 from pathlib import Path
 
@@ -80,8 +79,10 @@ def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
         "optimizer=adam", "optimizer.lr=1e-4,2e-4", "optimizer.momentum=0.5,0.9",
         f"hydra.sweep.dir={sweep_dir}",
     )  # fmt: skip
-    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
-    assert len(jobs) == 4
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    names = ["lr=0.0001,momentum=0.5", "lr=0.0001,momentum=0.9", "lr=0.0002,momentum=0.5",
+             "lr=0.0002,momentum=0.9"]  # fmt: skip
+    assert [job.name for job in jobs] == names  # named by the swept values, as in W&B
     settings = set()
     for job in jobs:
         assert (job / "samples" / "epoch_000.png").is_file()
@@ -98,9 +99,9 @@ def test_lr_momentum_grid_sweep_makes_one_run_dir_per_job(tmp_path):
     result = run_cli(str(sweep_dir), module="src.report")
     assert "report.html" in result.stdout
     page = (sweep_dir / "report.html").read_text()
-    assert page.count("<tr>") == 1 + 5  # header + every job, the failed one included
+    assert page.count("<tr") == 1 + 5  # header + every job, the failed one included
     assert page.count("finished") == 4 and page.count("failed") == 1
-    assert page.count('<img src="0/samples/epoch_000.png"') == 1
+    assert page.count("(best)") == 1 and page.count("data:image/png") == 4 + 1
     assert "<th>optimizer.lr</th><th>optimizer.momentum</th>" in page  # the swept keys
     assert Image.open(sweep_dir / "report.png").size[0] > 600
 
@@ -116,7 +117,7 @@ def test_a_sweep_runs_every_job_and_exits_non_zero_when_one_failed(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: job 0: config error: data.image_size=48" in result.stderr
     assert "error: 1 job(s) failed: 0" in result.stderr.strip().splitlines()[-1]
-    assert (sweep_dir / "1" / "checkpoints" / "last.ckpt").is_file()
+    assert (sweep_dir / "image_size=32" / "checkpoints" / "last.ckpt").is_file()
     run_cli(str(sweep_dir), module="src.report")
     page = (sweep_dir / "report.html").read_text()
     assert "failed: config error: data.image_size=48" in page and page.count("finished") == 1
@@ -137,8 +138,31 @@ def test_the_report_draws_around_damaged_jobs(tmp_path):
         (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_bytes(overrides)
         (tmp_path / str(job) / "metrics.csv").write_bytes(metrics)
     page = report(tmp_path).read_text()
-    assert page.count("<tr>") == 1 + 4 and page.count("damaged: ") == 2
-    assert "12.5" in page and (tmp_path / "report.png").is_file()
+    assert page.count("<tr") == 1 + 4 and page.count("damaged: ") == 2
+    assert "12.5 (best)" in page and (tmp_path / "report.png").is_file()
+
+
+def test_the_report_marks_the_best_job_plots_epochs_and_carries_its_images(tmp_path):
+    from src.report import best, load_jobs, report
+
+    grid = Image.new("L", (34, 34), 128)
+    for lr, momentum, fid in [(1, 5, 30.0), (1, 9, 20.0), (2, 5, 10.0), (2, 9, 40.0)]:
+        job = tmp_path / f"lr={lr},momentum={momentum}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / "samples").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(f"- lr={lr}\n- momentum={momentum}\n")
+        rows = "".join(f"{s // 20},{s},0.5,\n" for s in range(9, 40, 10)) + f"1,39,,{fid}\n"
+        (job / "metrics.csv").write_text("epoch,step,train/loss_d,val/fid\n" + rows)
+        grid.save(job / "samples" / "epoch_001.png")
+    jobs = load_jobs(tmp_path)
+    # 20 batches an epoch, logged every 10: at half and whole epochs, not at "logged step" 0..3
+    assert jobs[0].epochs("train/loss_d") == [0.5, 1.0, 1.5, 2.0]
+    assert best(jobs, "val/fid").path.name == "lr=2,momentum=5"
+    page = report(tmp_path).read_text()
+    (marked,) = [row for row in page.split("<tr")[1:] if "(best)" in row]
+    assert "lr=2,momentum=5" in marked and "10 (best)" in marked
+    assert 'src="samples/' not in page and "src='report.png'" not in page  # inline images
+    assert page.count("data:image/png;base64,") == 4 + 1
 
 
 def test_the_articles_sgd_setting_trains(train_cli):
@@ -234,7 +258,7 @@ def test_each_job_of_a_sweep_gets_its_own_named_and_grouped_wandb_run(tmp_path):
         "-m", "debug=fast", *TINY, "logger=wandb", "optimizer.lr=1e-4,2e-4",
         "optimizer.momentum=0.5,0.9", f"hydra.sweep.dir={sweep_dir}",
     )  # fmt: skip
-    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     names, ids = set(), set()
     for job in jobs:
         (run,) = (job / "wandb").glob("offline-run-*/run-*.wandb")  # exactly one run per job
@@ -247,7 +271,7 @@ def test_each_job_of_a_sweep_gets_its_own_named_and_grouped_wandb_run(tmp_path):
             o.split("=", 1) for o in overrides if o.startswith(("optimizer.lr=", "optimizer.m"))
         ]
         name = ",".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in swept)
-        assert name.encode() in log
+        assert name.encode() in log and job.name == name  # the run and its folder alike
         names.add(name)
     assert len(jobs) == len(ids) == len(names) == 4
 
@@ -394,3 +418,12 @@ def test_console_is_quiet_and_a_short_decaying_run_says_so(tmp_path, caplog):
         with caplog.at_level("INFO"):
             short_run_note(compose_config([*short, *quiet]))
         assert "Note:" not in caplog.text, quiet
+
+
+def test_sweep_jobs_that_share_their_values_keep_apart(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run_cli(
+        "-m", "debug=fast", *TINY, "logger=none", "trainer.limit_train_batches=1",
+        "seed=1,1", f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0_seed=1", "1_seed=1"]

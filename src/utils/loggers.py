@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from omegaconf import OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -125,26 +124,16 @@ def wandb_logger(
 
 
 def sweep_identity() -> dict[str, str]:
-    """A multirun job's W&B name (its values of the swept keys, from the command line and the
-    sweeper's search space, e.g. `lr=0.0001,momentum=0.9`), the sweep as group, job_type."""
+    """A multirun job's W&B name (its swept values, as its folder: `lr=0.0001,momentum=0.9`),
+    the sweep as group, job_type."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    from src.cli import in_multirun, swept_values
+
+    if not in_multirun():
         return {}
     hydra_cfg = HydraConfig.get()
-    try:
-        arguments = [a for a in sys.argv[1:] if not a.startswith("-")]  # -m, --multirun
-        parsed = OverridesParser.create().parse_overrides(arguments)
-        swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
-    except Exception:  # not the sweep's command line (e.g. a relaunched rank)
-        swept = set()
-    swept |= set((hydra_cfg.sweeper.get("params") or {}).keys())
-    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-    job = dict(o.split("=", 1) for o in task if "=" in o)
-    shown = [f"{key.rsplit('.', 1)[-1]}={job[key]}" for key in job if key in swept]
-    name = ",".join(shown) or f"job {hydra_cfg.job.num}"
+    name = ",".join(swept_values()) or f"job {hydra_cfg.job.num}"
     return {"name": name, "group": Path(hydra_cfg.sweep.dir).name, "job_type": "sweep"}
 
 
