@@ -161,6 +161,8 @@ def job_dir_name() -> str:
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
+    if not in_multirun():  # `--cfg all --resolve` of a single run: no job number yet
+        return "0"
     number, name = str(hydra_cfg.job.num), ",".join(swept_values()).replace("/", "_")
     listed = [list(o.sweep_string_iterator()) for o in sweep_overrides() if o.is_sweep_override()]
     repeated = any(len(set(values)) < len(values) for values in listed)
