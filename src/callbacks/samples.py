@@ -1,13 +1,15 @@
 """Saves a grid from the fixed noise every epoch and sends it to image-capable loggers: 8x8
 samples, or for a conditional model one row per class (up to 10) with the same latent down
-each column, the class names in the caption."""
+each column, each row labelled with its class name (and the names in the caption)."""
 
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from torchvision.utils import make_grid, save_image
 
 from src.errors import integer
@@ -25,15 +27,19 @@ class SampleGrid(Callback):
         labels = pl_module.fixed_labels
         images = pl_module.sample(pl_module.fixed_noise, labels).float().cpu()
         caption, nrow = f"epoch {trainer.current_epoch}", self.nrow
-        if labels is not None:
-            nrow = CLASS_GRID_COLUMNS
-            names = trainer.datamodule.class_names() if trainer.datamodule else None
-            rows = labels[::nrow].tolist()
-            caption += "; rows: " + ", ".join(names[r] if names else str(r) for r in rows)
-        grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"epoch_{trainer.current_epoch:03d}.png"
-        save_image(grid, path)
+        if labels is None:
+            grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
+            save_image(grid, path)
+        else:
+            names = trainer.datamodule.class_names() if trainer.datamodule else None
+            rows = [names[r] if names else str(r) for r in labels[::CLASS_GRID_COLUMNS].tolist()]
+            caption += "; rows: " + ", ".join(rows)
+            grid = make_grid(images, CLASS_GRID_COLUMNS, normalize=True, value_range=(-1, 1))
+            picture = with_row_labels(grid, rows)
+            picture.save(path)
+            grid = pil_to_tensor(picture)
         log_image(trainer, "samples", grid, path, caption=caption)
         self.last = path
 
@@ -45,6 +51,22 @@ class SampleGrid(Callback):
                 import wandb
 
                 logger.experiment.log({"final/samples": wandb.Image(str(self.last))})
+
+
+def with_row_labels(grid: torch.Tensor, names: list[str], padding: int = 2) -> Image.Image:
+    """`make_grid`'s grid with each row's name written in a margin on its left."""
+    picture = to_pil_image(grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8))
+    pitch = (picture.height - padding) / len(names)  # one row of images and its padding
+    font = ImageFont.load_default(size=max(8, min(14, int(pitch * 0.4))))
+    names = [name[:14] for name in names]
+    width = max(int(font.getlength(name)) for name in names) + 8
+    labelled = Image.new(picture.mode, (picture.width + width, picture.height))
+    labelled.paste(picture, (width, 0))
+    draw = ImageDraw.Draw(labelled)
+    for row, name in enumerate(names):
+        middle = padding / 2 + (row + 0.5) * pitch
+        draw.text((width - 4, middle), name, fill="white", font=font, anchor="rm")
+    return labelled
 
 
 def log_image(trainer: Trainer, key: str, image: torch.Tensor, path: Path, caption: str) -> None:
