@@ -34,10 +34,34 @@ def test_fast_run_writes_the_whole_run_directory_contract(train_cli):
     assert all(0 < float(r["train/d_real"]) < 1 for r in rows)
 
     checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["callbacks"]["LossPlot"]["epoch_ends"] == [4]  # the plot's epoch ticks
     assert checkpoint["state_dict"]["fixed_noise"].shape == (64, 100)
     assert len(checkpoint["optimizer_states"]) == 2
     assert checkpoint["config"]["optimizer"]["generator"]["_target_"] == "torch.optim.Adam"
     assert checkpoint["optimizer_classes"] == {"generator": "Adam", "discriminator": "Adam"}
+
+
+def test_the_loss_plot_counts_epochs_and_draws_the_validation_metrics_when_measured(tmp_path):
+    """Batch j of the n in epoch e sits at e + (j+1)/n; val/fid, precision and recall get a
+    second panel; a checkpoint from before epoch ends were kept spreads its batches evenly."""
+    from types import SimpleNamespace
+
+    from src.callbacks.loss_plot import LossPlot
+
+    plot = LossPlot(str(tmp_path / "losses.png"))
+    losses = {"train/loss_d": [1.0, 0.9, 0.8, 0.7, 0.6], "train/loss_g": [2.0, 2.1, 2.2, 2.3, 2.4]}
+    plot.load_state_dict({"history": losses, "epoch_ends": [2, 5], "measured": {}})
+    assert plot.epochs() == [0.5, 1.0, 1 + 1 / 3, 1 + 2 / 3, 2.0]
+    plot._plot()
+    assert Image.open(tmp_path / "losses.png").height == 450  # one panel: nothing measured
+    measured = {"val/fid": [(1.0, 80.0), (2.0, 40.0)], "val/recall": [(2.0, 0.5)]}
+    plot.load_state_dict({"history": losses, "epoch_ends": [2, 5], "measured": measured})
+    plot._plot()
+    assert Image.open(tmp_path / "losses.png").height == 700
+    assert plot.state_dict()["measured"]["val/fid"] == [(1.0, 80.0), (2.0, 40.0)]
+    plot.load_state_dict({"history": {k: v[:4] for k, v in losses.items()}})  # an old one
+    plot.on_train_start(SimpleNamespace(current_epoch=2), None)
+    assert plot.epoch_ends == [2, 4] and plot.epochs() == [0.5, 1.0, 1.5, 2.0]
 
 
 def test_image_size_and_channels_flow_from_the_data_config(train_cli):
@@ -401,6 +425,10 @@ def test_the_debug_modes_and_make_smoke_work_quickly(tmp_path, mode):
     if mode == "limit":
         with open(tmp_path / "run" / "metrics.csv") as f:
             assert [r for r in csv.DictReader(f) if r.get("val/fid")]
+        plot = load_checkpoint(tmp_path / "run")["callbacks"]["LossPlot"]
+        assert plot["epoch_ends"] == [5, 10, 15]  # 3 epochs of 5 batches
+        assert [epoch for epoch, _ in plot["measured"]["val/fid"]] == [3.0]
+        assert Image.open(tmp_path / "run" / "plots" / "losses.png").height == 700  # 2 panels
 
 
 def test_console_is_quiet_and_a_short_decaying_run_says_so(tmp_path, caplog):
