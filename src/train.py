@@ -10,7 +10,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.cli import check_overrides, one_line_errors
+from src.cli import check_overrides, one_line_errors, quiet_known_warnings
 from src.config import check_processes, validate
 from src.errors import ConfigError
 from src.utils.checkpoint import resolve_ckpt_path
@@ -23,6 +23,7 @@ SHORT_RUN = 20  # epochs: a decaying lr over fewer is far shorter than the recip
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Checks, builds and fits; returns the trainer's metrics. Raises ConfigError for a user
     mistake, DivergenceError when the losses stay non-finite, Interrupted after a signal."""
+    quiet_known_warnings()  # as quiet through the Python API (notebooks) as on the command line
     validate(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     with RunDirectory(cfg.paths.output_dir, cfg):
@@ -81,9 +82,9 @@ def short_run_note(cfg: DictConfig) -> None:
     if schedule and whole_epochs and epochs is not None and 0 < epochs < SHORT_RUN:
         start = int(epochs * schedule.get("decay_start", 0))
         rank_zero_info(
-            f"Note: trainer.max_epochs={epochs} is short for optimizer.scheduler, whose lr "
-            f"falls from epoch {start} to 0 at the last; the default recipe was chosen at 80 "
-            "epochs (README: how long to train). A quick look at a constant lr: optimizer=adam"
+            f"Note: trainer.max_epochs={epochs} is far shorter than the 80 epochs the default "
+            f"recipe was chosen at (optimizer.scheduler's lr falls from epoch {start} to 0 at the "
+            "last): expect samples far from docs/RESULTS.md's (README: how long to train)"
         )
 
 
