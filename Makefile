@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu: torch's CPU wheels, no CUDA libraries
+# (their +cpu versions rank above PyPI's, so pip takes them from that index)
+TORCH_INDEX ?=
 
-.PHONY: install train smoke test test-slow test-all sweep report bench bench-gpu lint format clean
+.PHONY: install train smoke test test-slow test-all sweep report bench bench-gpu notebooks lint format clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $(STAMP)
 
 ## Train the default DCGAN on the bundled digits (CPU, a few minutes); extra overrides: ARGS="..."
@@ -49,6 +52,10 @@ bench: install
 ## The same on a GPU (bf16, compile variants too)
 bench-gpu: install
 	$(PY) -m experiments.throughput.bench --device cuda $(ARGS)
+
+## Executes the notebooks in place, so the repository shows their outputs (~1 min here)
+notebooks: install
+	WANDB_MODE=offline $(VENV)/bin/jupyter-execute --inplace --timeout=900 notebooks/01_quickstart.ipynb notebooks/02_evaluate.ipynb
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -68,11 +68,15 @@ class WithoutTips(logging.Filter):
 
 def quiet_known_warnings() -> None:
     """The project's only warning filters: noise that is understood and not actionable."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(WithoutTips())
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, WithoutTips) for f in rank_zero.filters):  # the API calls it again
+        rank_zero.addFilter(WithoutTips())
     # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
     # a resume writes into its own checkpoints/ again, on purpose
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # debug=overfit: our val sampler is a fixed contiguous slice (not shuffled), validation off
+    warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled val ")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
