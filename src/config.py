@@ -1,15 +1,18 @@
 """What is checked of the composed config before anything is built: numbers that are never
-a sensible setting, the seed, G and D built for the data's shape, and the Trainer values that
+a sensible setting, the seed, the data keys (the data module's own check, called early), G
+and D built for the data's shape, and the Trainer values that
 Lightning accepts although they would train nothing or start more processes than there are
 CPUs. Everything else is checked by the code that uses it (Lightning its own Trainer keys)."""
 
 import difflib
 import math
 import os
+from inspect import signature
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from src.data.keys import check_data_keys
 from src.errors import ConfigError, integer, number
 
 
@@ -106,6 +109,8 @@ def validate(cfg: DictConfig) -> None:
             )
             raise ConfigError(key, OmegaConf.select(cfg, key), f"nothing reads this key; {hint}")
     integer("seed", cfg.seed, low=0, high=2**32 - 1)
+    data = cfg.get("data") or {}  # the data module's own check, before the heavy imports
+    check_data_keys(**{k: data[k] for k in signature(check_data_keys).parameters if k in data})
     optimizer = cfg.get("optimizer") or {}
     if "lr" in optimizer:  # the optimizer group's knobs, which its partials interpolate
         number("optimizer.lr", optimizer.lr, low_open=True)

@@ -23,14 +23,14 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from src.data.keys import check_data_keys
 from src.data.sampling import ContiguousBatches, EpochSampler
 from src.data.transforms import fit_images
-from src.errors import ConfigError, choice, integer, number
+from src.errors import ConfigError
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
-RESIDENT_CHOICES = ("auto", True, False)
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 STREAMING_POOL = 20_000
 VAL_BATCH = 500
@@ -143,18 +143,9 @@ class ImageDataModule(LightningDataModule):
         dataset must have class labels). `val_size`: reference images of the validation
         metrics (as many samples are generated)."""
         super().__init__()
-        choice("data.channels", channels, (1, 3))
-        integer("data.batch_size", batch_size)
-        cpus = os.cpu_count() or 1  # loader processes beyond a few per CPU only fill memory
-        integer("data.num_workers", num_workers, low=0, high=4 * cpus)
-        integer("data.val_size", val_size, low=2)
-        number("data.resident_max_gb", resident_max_gb)
-        choice("data.resident", resident, RESIDENT_CHOICES)
-        if root is not None and not download and not Path(root).is_dir():
-            raise ConfigError(
-                "data.root", root,
-                "no such directory (point it at the dataset, or data.download=true with a network)",
-            )  # fmt: skip
+        check_data_keys(
+            root, download, channels, batch_size, num_workers, val_size, resident, resident_max_gb
+        )
         self.save_hyperparameters()
         self.dataset: Dataset | None = None
         self.images: torch.Tensor | None = None  # the resident tensor, when resident
