@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.models import resnet, sngan
+from src.models import r3gan, resnet, sngan
 from src.models.dcgan import Discriminator, Generator
 
 G = {"ngf": 64, "latent_components": 0}  # the DCGAN paper's generator
@@ -152,3 +152,48 @@ def test_sngan_and_resnet_refuse_sizes_they_do_not_have():
         ValueError, match="model.discriminator.norm='batch': allowed: spectral, none"
     ):
         resnet.Discriminator(32, 1, ndf=32, norm="batch")
+
+
+def test_r3gan_parameter_counts_are_the_reference_cifar10_networks():
+    """brownvc/R3GAN's CIFAR-10 preset (every stage 768 wide, 2 blocks, cardinality 96,
+    expansion 2, z 64), counted by building the reference's `R3GAN/Networks.py`: G 20,732,160
+    and D 20,683,776; conditional (10 classes, embeddings 64 and 768) 20,781,952 and 21,280,512.
+    Per block 768->1536 (1x1) + grouped 3x3 (1536 x 16 x 9) + 1536->768 + 2 x 1536 biases."""
+    common = {"latent_components": 0}
+    assert count(r3gan.Generator(32, 3, 64, ngf=768, **common)) == 20_732_160
+    assert count(r3gan.Discriminator(32, 3, ndf=768)) == 20_683_776
+    assert count(r3gan.Generator(32, 3, 64, ngf=768, num_classes=10, **common)) == 20_781_952
+    assert count(r3gan.Discriminator(32, 3, ndf=768, num_classes=10)) == 21_280_512
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_r3gan_follows_the_data_size_has_no_normalization_and_starts_as_identity_blocks(size):
+    torch.manual_seed(0)
+    generator = r3gan.Generator(size, 3, 16, ngf=16, latent_components=0, num_classes=4)
+    discriminator = r3gan.Discriminator(size, 3, ndf=16, num_classes=4)
+    labels = generator.sample_labels(2)
+    images = generator(generator.sample_latent(2), labels)
+    assert images.shape == (2, 3, size, size)
+    logits = discriminator(images, labels)
+    by_hand = (discriminator.projection(discriminator.features(images))
+               * discriminator.class_embed.weight[labels]).sum(1)  # fmt: skip
+    assert logits.shape == (2,) and torch.allclose(logits, by_hand)  # the reference's projection
+    norms = (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    modules = [*generator.modules(), *discriminator.modules()]
+    assert not any(isinstance(m, norms) or hasattr(m, "parametrizations") for m in modules)
+    blocks = [m for m in modules if isinstance(m, r3gan.ResidualBlock)]
+    assert len(blocks) == 2 * 2 * (size.bit_length() - 2)  # 2 per stage, stages 4..size, G and D
+    x = torch.randn(2, 16, 8, 8)
+    assert all(torch.equal(block(x), x) for block in blocks)  # last conv zero: the identity
+    assert torch.allclose(r3gan.lowpass_kernel().sum(), torch.tensor(1.0))
+
+
+def test_r3gan_refuses_normalization_sizes_and_widths_it_does_not_have():
+    with pytest.raises(ValueError, match="model.generator.norm='batch': allowed: none"):
+        r3gan.Generator(32, 3, ngf=16, latent_components=0, norm="batch")
+    with pytest.raises(ValueError, match="data.image_size=48: allowed for model=r3gan: 16, 32"):
+        r3gan.Discriminator(48, 3, ndf=16)
+    with pytest.raises(ValueError, match="model.discriminator.ndf=12: allowed: a multiple of 8"):
+        r3gan.Discriminator(32, 3, ndf=12)
+    with pytest.raises(ValueError, match="model.generator.ngf=4: allowed: an integer >= 8"):
+        r3gan.Generator(32, 3, ngf=4, latent_components=0)

@@ -335,6 +335,22 @@ def test_sngan_and_resnet_models_train_on_the_digits_and_generate(train_cli, tmp
     assert len(list(out.rglob("*.png"))) >= 4 + 2  # 4 samples, the grid, the interpolation
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_r3gan_trains_with_rpgan_r1_and_r2_and_generates(train_cli, tmp_path, conditional):
+    run_dir = train_cli("logger=csv", "model=r3gan", f"model.conditional={conditional}")
+    config = load_checkpoint(run_dir)["config"]["model"]
+    assert config["generator"]["_target_"] == "src.models.r3gan.Generator"
+    assert config["loss"] == "rpgan" and config["penalty"] == ["r1", "r2"]
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["train/r1"]) > 0 and float(r["train/r2"]) > 0 for r in rows)
+    out = tmp_path / "generated"
+    label = ["label=1"] if conditional else []
+    run_cli(f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=4", f"out={out}", *label,
+            module="src.generate")  # fmt: skip
+    assert len(list((out / "images").glob("*.png"))) == 4
+
+
 def test_the_wandb_sweep_file_builds_commands_that_src_train_accepts(tmp_path):
     """What `wandb agent` would run for a trial of conf/wandb_sweep.yaml: the command with
     ${args_no_hyphens} expanded to key=value pairs, composed as src.train would."""

@@ -37,14 +37,15 @@ class LatentGenerator(nn.Module):
         norm: str = "batch",
         num_classes: int = 0,
         min_width: int = 1,
+        norms: tuple[str, ...] = NORMS,
     ):
-        """Checks what every generator has: width, norm, prior; `num_classes` (from the data,
-        0: unconditional) makes G(z, y); `min_width`: the architecture's smallest ngf. Subclasses
-        pass the keyword-only ones as `**common`."""
+        """Checks what every generator has: width, norm (one of `norms`), prior; `num_classes`
+        (from the data, 0: unconditional) makes G(z, y); `min_width`: the architecture's smallest
+        ngf. Subclasses pass the keyword-only ones as `**common`."""
         super().__init__()
         integer("model.generator.latent_dim", latent_dim)
         integer("model.generator.ngf", ngf, low=min_width)
-        choice("model.generator.norm", norm, NORMS)
+        choice("model.generator.norm", norm, norms)
         integer("model.generator.latent_components", latent_components, low=0)
         number("model.generator.component_spread", component_spread, low_open=True)
         self.latent_dim, self.latent_components = latent_dim, latent_components
