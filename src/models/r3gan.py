@@ -36,12 +36,21 @@ def stages(image_size: int) -> int:
     return int(math.log2(check_image_size(image_size, SIZES, "r3gan"))) - 1
 
 
-def check_width(key: str, width: int) -> int:
-    """A width whose expanded blocks split into groups of GROUP channels (the range is the
-    base class's check, `min_width`)."""
+def check_stages(
+    net: str, width_key: str, width: int, blocks: int, expansion: int, kernel: int, size: int
+) -> tuple[int, int]:
+    """The keys G and D share (`model.<net>.*`; the width's range is the base class's check):
+    a width whose expanded blocks split into groups of GROUP channels. Returns the number of
+    stages and of residual blocks."""
     if width % (GROUP // 2):
-        raise ConfigError(key, width, f"allowed: a multiple of {GROUP // 2} (groups of {GROUP})")
-    return width
+        raise ConfigError(
+            f"model.{net}.{width_key}", width,
+            f"allowed: a multiple of {GROUP // 2} (groups of {GROUP})",
+        )  # fmt: skip
+    for key, value in (("blocks_per_stage", blocks), ("expansion", expansion),
+                       ("kernel_size", kernel)):  # fmt: skip
+        integer(f"model.{net}.{key}", value)
+    return stages(size), stages(size) * blocks
 
 
 def fan_in_init(layer: nn.Module, gain: float = 1.0) -> nn.Module:
@@ -115,12 +124,10 @@ class Generator(LatentGenerator):
     ):  # fmt: skip
         super().__init__(latent_dim, ngf, norm=norm, norms=("none",), min_width=GROUP // 2,
                          **common)  # fmt: skip
-        width = check_width("model.generator.ngf", ngf)
-        integer("model.generator.blocks_per_stage", blocks_per_stage)
-        integer("model.generator.expansion", expansion)
-        integer("model.generator.kernel_size", kernel_size)
-        n_stages = stages(image_size)
-        total = n_stages * blocks_per_stage
+        width = ngf
+        n_stages, total = check_stages(
+            "generator", "ngf", ngf, blocks_per_stage, expansion, kernel_size, image_size
+        )
         self.embed = None
         if self.num_classes:  # the class embedding joined to z, as wide as z
             self.embed = nn.Embedding(self.num_classes, latent_dim)
@@ -151,12 +158,10 @@ class Discriminator(Critic):
         expansion: int = 2, kernel_size: int = 3, norm: str = "none", **common: Any,
     ):  # fmt: skip
         super().__init__(ndf, norm, norms=("none",), min_width=GROUP // 2, **common)
-        width = check_width("model.discriminator.ndf", ndf)
-        integer("model.discriminator.blocks_per_stage", blocks_per_stage)
-        integer("model.discriminator.expansion", expansion)
-        integer("model.discriminator.kernel_size", kernel_size)
-        n_stages = stages(image_size)
-        total = n_stages * blocks_per_stage
+        width = ndf
+        n_stages, total = check_stages(
+            "discriminator", "ndf", ndf, blocks_per_stage, expansion, kernel_size, image_size
+        )
         layers: list[nn.Module] = [conv(channels, width)]
         for stage in range(n_stages):
             layers += [ResidualBlock(width, expansion, kernel_size, total)
