@@ -50,7 +50,7 @@ def generate_chunks(
     for start in range(0, n, batch):
         z = generator.sample_latent(min(batch, n - start), generator=rng)
         if not generator.num_classes:
-            yield generator(z), None
+            yield generator(z).clamp(-1, 1), None  # as saved: a G without tanh (R3GAN's) too
             continue
         if isinstance(labels, torch.Tensor):
             classes = labels[start : start + len(z)]
@@ -58,7 +58,7 @@ def generate_chunks(
             classes = torch.full((len(z),), labels, dtype=torch.long)
         else:
             classes = generator.sample_labels(len(z), generator=rng)
-        yield generator(z, classes), classes
+        yield generator(z, classes).clamp(-1, 1), classes
 
 
 def generate(

@@ -29,9 +29,7 @@ LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid")
 
 
 class Featurizer(nn.Module):
-    """A frozen extractor as torchmetrics' `feature=`: float64 features of images in [-1, 1]
-    (clamped there, as every saved image is: a G without a final tanh, such as R3GAN's, is
-    measured on what it shows).
+    """A frozen extractor as torchmetrics' `feature=`: float64 features of images in [-1, 1].
 
     The last input's features are kept (by tensor identity and version), so the metrics of a
     collection updated with one batch share one forward pass.
@@ -50,7 +48,7 @@ class Featurizer(nn.Module):
         last = self._last
         if last is None or last[0]() is not images or last[1] != images._version:
             with torch.autocast(images.device.type, enabled=False):  # full precision always
-                features = self.extract(images.float().clamp(-1, 1)).double()
+                features = self.extract(images.float()).double()
             self._last = (weakref.ref(images), images._version, features)
         return self._last[2]
 

@@ -255,14 +255,14 @@ class GANModule(LightningModule):
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from latents (and classes), in full precision, BatchNorm in
-        inference mode."""
+        inference mode; clamped there, as saved images are (R3GAN's G has no tanh)."""
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
         try:
             with torch.autocast(self.device.type, enabled=False):
                 labels = labels.to(self.device) if labels is not None else None
-                return generator(z.to(self.device), labels)
+                return generator(z.to(self.device), labels).clamp(-1, 1)
         finally:
             generator.train(was_training)
 
