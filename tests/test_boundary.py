@@ -232,6 +232,9 @@ TRAIN_CASES = [
     (["model.ema_decay=abc"], "model.ema_decay='abc'"),
     (["+model.generator.colour=1"], "colour"),
     (["model.num_fixed_noise=0"], "model.num_fixed_noise=0"),
+    (["model.num_fixed_noise=1000000000"], "model.num_fixed_noise=1000000000: allowed: an int"),
+    (["data=fake", "data.num_images=1000000000000"], "data.num_images=1000000000000: allowed"),
+    (["data=fake", "data.num_images=many"], "data.num_images='many'"),
     (["optimizer.lr=${oc.env:CONVGAN_NO_SUCH_VARIABLE}"], "CONVGAN_NO_SUCH_VARIABLE"),
 ]
 

@@ -148,7 +148,7 @@ ERRORS = [
     (["data=lsun", "data.root={tmp}"], None, "data.classes=['bedroom']: no LMDB database"),
     (["data=celeba", "data.root={tmp}", "data.split=test"], fixtures.write_folder,
      "data.split='test': needs"),
-    (["data=fake", "data.num_images=0"], None, "data.num_images=0: allowed: >= 1"),
+    (["data=fake", "data.num_images=0"], None, "data.num_images=0: allowed: an integer in [1, "),
     (["data=cifar10", "data.root={tmp}", "data.split=val"], fixtures.write_cifar10,
      "data.split='val': allowed: train, test, all"),
     (["model.generator.image_size=64"], None, "model.generator.image_size=64: must match"),

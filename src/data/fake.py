@@ -3,7 +3,7 @@
 import torch
 
 from src.data.base import ImageDataModule, UInt8Images
-from src.errors import ConfigError
+from src.errors import integer
 
 
 class FakeDataModule(ImageDataModule):
@@ -11,8 +11,9 @@ class FakeDataModule(ImageDataModule):
 
     def __init__(self, *args, num_images: int = 10_000, **kwargs):
         super().__init__(*args, **kwargs)
-        if num_images < 1:
-            raise ConfigError("data.num_images", num_images, "allowed: >= 1")
+        h = self.hparams  # they are made in memory at once: at most data.resident_max_gb of them
+        per_image = h.channels * h.image_size**2
+        integer("data.num_images", num_images, high=int(h.resident_max_gb * 2**30 // per_image))
 
     def build_dataset(self) -> UInt8Images:
         h = self.hparams

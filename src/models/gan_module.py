@@ -95,7 +95,8 @@ class GANModule(LightningModule):
                 "fixed_labels", torch.arange(rows).repeat_interleave(CLASS_GRID_COLUMNS)
             )
         else:
-            num_fixed_noise = integer("model.num_fixed_noise", num_fixed_noise)
+            # every one is drawn in each epoch's grid: at most 32 x 32 of them
+            num_fixed_noise = integer("model.num_fixed_noise", num_fixed_noise, high=1024)
             self.register_buffer("fixed_noise", generator.sample_latent(num_fixed_noise))
             self.fixed_labels = None
         self.config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
