@@ -484,6 +484,7 @@ def test_wandb_shows_the_per_class_grid_with_the_class_names(train_cli, tmp_path
     run_dir = train_cli("model.conditional=true", "logger=wandb")
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     (grid,) = (offline / "files" / "media" / "images").glob("samples_*.png")
-    assert Image.open(grid).size == (8 * 34 + 2, 10 * 34 + 2)
+    width, height = Image.open(grid).size  # one row per class, the class names in a margin
+    assert height == 10 * 34 + 2 and 8 * 34 + 2 + 8 <= width <= 8 * 34 + 2 + 40
     (events,) = offline.glob("*.wandb")
     assert b"epoch 0; rows: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in events.read_bytes()
