@@ -23,7 +23,9 @@ from src.cli import one_line_errors
 from src.errors import ConfigError
 from src.utils.checkpoint import atomic_write
 
-LOWER_IS_BETTER = ("val/fid", "val/kid", "train/loss_g", "train/loss_d")
+# src.metrics.quality's, without importing torchmetrics, and the losses
+LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid", "val/mode_kl", "train/loss_g",
+                   "train/loss_d")  # fmt: skip
 
 
 @dataclass

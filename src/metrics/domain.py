@@ -64,6 +64,28 @@ class DomainFeatures(Featurizer):
         return self.net.head(self(images).float()).softmax(1)
 
 
+class ChannelFeatures(DomainFeatures):
+    """For images whose channels each hold one image of a single-channel domain (stacked
+    digits): each channel's domain features side by side, and the joint class probabilities
+    (the product over channels, 10^channels classes: class 123 is 1, 2, 3 from R to B)."""
+
+    def __init__(self, net: DomainCNN, channels: int):
+        super().__init__(net)
+        self.num_features, self.channels = FEATURES * channels, channels
+
+    def extract(self, images: torch.Tensor) -> torch.Tensor:
+        channels = range(self.channels)
+        return torch.cat([self.net.features(images[:, c : c + 1].float()) for c in channels], 1)
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        features = self(images).float().split(FEATURES, dim=1)
+        joint = torch.ones(len(images), 1, device=images.device)
+        for channel in features:
+            probs = self.net.head(channel).softmax(1)
+            joint = (joint.unsqueeze(2) * probs.unsqueeze(1)).flatten(1)
+        return joint
+
+
 @dataclass
 class DomainModel:
     net: DomainCNN

@@ -12,7 +12,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from src.data.base import ImageDataModule, to_float
 from src.errors import integer
-from src.metrics.domain import DomainFeatures, DomainModel, load_or_train
+from src.metrics.domain import ChannelFeatures, DomainFeatures, DomainModel, load_or_train
 from src.metrics.inception import InceptionFeatures, find_weights
 from src.metrics.quality import KID, flatten, quality_metrics
 
@@ -24,12 +24,22 @@ def default_cache_dir() -> Path:
 def domain_model(
     datamodule: ImageDataModule, epochs: int = 4, cache_dir: str | Path | None = None
 ) -> DomainModel:
-    """The domain CNN of this data: loaded from the cache, or trained on the metric pool."""
+    """The domain CNN of this data: loaded from the cache, or trained on the metric pool; for
+    stacked digits that of the single digits their channels hold."""
+    if source := getattr(datamodule, "channel_source", None):
+        datamodule = source()
     pool, targets = datamodule.metric_pool(), datamodule.targets()
     labels = targets[pool] if targets is not None and datamodule.images is not None else None
     fingerprint = f"{type(datamodule).__name__}|{datamodule.fingerprint()}"
     cache = Path(cache_dir or default_cache_dir())
     return load_or_train(to_float(datamodule.fetch(pool)), labels, fingerprint, cache, epochs)
+
+
+def featurizer(model: DomainModel, datamodule: ImageDataModule) -> DomainFeatures:
+    """The metrics' features: the domain CNN's, or for stacked digits each channel's."""
+    if hasattr(datamodule, "channel_source"):
+        return ChannelFeatures(model.net, datamodule.hparams.channels)
+    return DomainFeatures(model.net)
 
 
 class SampleQuality:
@@ -57,7 +67,7 @@ class SampleQuality:
             model = domain_model(trainer.datamodule, self.domain_epochs, self.cache_dir)
             if trainer.global_rank == 0 and trainer.world_size > 1:
                 strategy.barrier("domain_model")
-        feature = DomainFeatures(model.net)
+        feature = featurizer(model, trainer.datamodule)
         self.metrics = quality_metrics(feature, model.labelled, conditional).to(
             strategy.root_device
         )
@@ -105,7 +115,7 @@ class Evaluator:
         targets = datamodule.targets() if datamodule.images is not None else None
         if targets is not None:
             self.real_labels, self.held_out_labels = targets[reference], targets[held_out]
-        feature = DomainFeatures(self.model.net)
+        feature = featurizer(self.model, datamodule)
         self.metrics = quality_metrics(feature, self.model.labelled, targets is not None)
         weights = find_weights(inception_weights) if use_inception else None
         if weights:  # ~1 s per 10 images on a CPU: only where asked for (src.evaluate)

@@ -23,9 +23,9 @@ LOGGED = {
     "recall": "val/recall", "density": "val/density", "coverage": "val/coverage",
     "class_coverage": "val/class_coverage", "class_accuracy": "val/class_accuracy",
     "intra_fid": "val/intra_fid", "intra_precision": "val/intra_precision",
-    "intra_recall": "val/intra_recall",
+    "intra_recall": "val/intra_recall", "modes": "val/modes", "mode_kl": "val/mode_kl",
 }  # fmt: skip
-LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid")
+LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid", "val/mode_kl")
 
 
 class Featurizer(nn.Module):
@@ -179,8 +179,32 @@ class ClassConditional(Features):
         return metrics
 
 
+class ModeCoverage(Metric):
+    """Of generated images with known modes (stacked digits, `feature.classify` giving the
+    joint class of their channels): `modes`, how many of the `feature`'s classes appear, and
+    `mode_kl`, the KL divergence of their distribution from the uniform one."""
+
+    full_state_update = False
+
+    def __init__(self, feature: nn.Module, possible: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.feature, self.possible = feature, possible
+        self.add_state("modes", [], dist_reduce_fx="cat")
+
+    def update(self, imgs: torch.Tensor, real: bool) -> None:
+        if not real:
+            self.modes.append(self.feature.classify(imgs).argmax(1))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        counts = torch.bincount(dim_zero_cat(self.modes), minlength=self.possible).double()
+        shares = counts[counts > 0] / counts.sum()
+        kl = (shares * (shares * self.possible).log()).sum()
+        return {"modes": (counts > 0).sum().double(), "mode_kl": kl}
+
+
 def quality_metrics(feature: nn.Module, classes: bool, conditional: bool) -> MetricCollection:
-    """The domain metrics of `feature` (a Featurizer with `classify` when `classes`)."""
+    """The domain metrics of `feature` (a Featurizer with `classify` when `classes`), and the
+    mode coverage of stacked digits when it reads each channel (`feature.channels`)."""
     metrics: dict[str, Metric] = {
         "fid_domain": FrechetInceptionDistance(feature=feature, reset_real_features=False),
         "kid_domain": KID(feature, reset_real_features=False),
@@ -190,6 +214,9 @@ def quality_metrics(feature: nn.Module, classes: bool, conditional: bool) -> Met
         metrics["classes"] = ClassShares(feature)
         if conditional:
             metrics["conditional"] = ClassConditional(feature)
+    if classes and hasattr(feature, "channels"):
+        possible = feature.net.head.out_features**feature.channels  # 1,000 for 3 digits
+        metrics["modes"] = ModeCoverage(feature, possible)
     return MetricCollection(metrics, compute_groups=False)
 
 
