@@ -457,10 +457,11 @@ def test_console_is_quiet_and_a_short_decaying_run_says_so(tmp_path, caplog):
     (note,) = [line for line in console.splitlines() if "Note: trainer.max" in line]
     assert "trainer.max_epochs=2" in note and "from epoch 1 to 0" in note
     assert "parameters: G" in console and "Run directory:" in console
-    for quiet in (["optimizer=adam"], ["debug=fast"], ["trainer.max_epochs=40"]):
+    for quiet, batches in ((["optimizer=adam"], 28), (["debug=fast"], 28),
+                           (["trainer.max_epochs=40"], 28), ([], 400)):  # fmt: skip
         caplog.clear()
         with caplog.at_level("INFO"):
-            short_run_note(compose_config([*short, *quiet]))
+            short_run_note(compose_config([*short, *quiet]), batches)  # 400: a larger dataset
         assert "Note:" not in caplog.text, quiet
 
 
