@@ -53,7 +53,7 @@ def main(cfg: DictConfig) -> dict:
         "checkpoint": str(cfg.ckpt_path),
         "n": cfg.n,
         "metrics": metrics,
-        "real_vs_real": evaluator.floor(),
+        "real_vs_real": evaluator.floor(cfg.n),
         "domain_model_test_accuracy": evaluator.model.test_accuracy,
         "note": "domain-CNN features, not Inception: not comparable with published FIDs",
     }

@@ -7,8 +7,8 @@ budget (~4,000 steps), several seeds, every run scored by `python -m src.evaluat
 
 `train` runs two configurations side by side with one thread each into
 outputs/modern_baseline/<config>_s<seed> (finished runs are skipped); in-training metrics
-are off, and `score` measures each last checkpoint the same way (1,000 samples against 1,000
-real stacks; the floor from the held-out stacks): domain FID/KID on the channels' digit
+are off, and `score` measures each last checkpoint the same way (10,000 samples against
+10,000 real stacks; the floor: 10,000 held-out stacks): domain FID/KID on the channels' digit
 features, precision, recall, density, coverage, modes and mode KL.
 """
 
@@ -73,7 +73,8 @@ def score() -> None:
         scores = folder / "scores.json"
         if not scores.exists():
             subprocess.run([sys.executable, "-m", "src.evaluate",
-                            f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}", "n=1000",
+                            f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}", "n=10000",
+                            "num_real=10000",
                             f"out={scores}"], cwd=ROOT, check=True)  # fmt: skip
         report = json.loads(scores.read_text())
         config = folder.name.rsplit("_s", 1)[0]

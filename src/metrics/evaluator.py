@@ -138,9 +138,11 @@ class Evaluator:
         self._update(fake, False, labels)
         return flatten(self.metrics.compute())
 
-    def floor(self) -> dict[str, float] | None:
-        """The metrics of real images outside the reference set: the best a generator can
-        expect at this sample size (None when every image is in the reference)."""
-        if len(self.held_out) < 2 * 5:
+    def floor(self, n: int | None = None) -> dict[str, float] | None:
+        """The metrics of (up to `n`, the generated sample's size) real images outside the
+        reference set: the best a generator can expect at this sample size (None when every
+        image is in the reference). Counts such as `modes` grow with n: compare equal sizes."""
+        held_out, labels = self.held_out[:n], self.held_out_labels
+        if len(held_out) < 2 * 5:
             return None
-        return self.evaluate(self.held_out, self.held_out_labels)
+        return self.evaluate(held_out, labels[:n] if labels is not None else None)
