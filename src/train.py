@@ -73,12 +73,15 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
     return dict(trainer.callback_metrics)
 
 
-def batches_per_epoch(datamodule: Any, batch_size: int) -> int:
+def batches_per_epoch(datamodule: Any, batch_size: int) -> int | None:
+    """From the dataset; None when it is still to be downloaded (Lightning's prepare_data)."""
+    if datamodule.hparams.get("download"):
+        return None
     datamodule.setup("fit")
     return max(1, len(datamodule.dataset) // batch_size)
 
 
-def short_run_note(cfg: DictConfig, batches: int) -> None:
+def short_run_note(cfg: DictConfig, batches: int | None) -> None:
     """One line when a decaying lr schedule is squeezed into far fewer steps than the recipe
     was chosen at (it reaches 0 at the last epoch, so a 4-epoch run of the digits decays from
     epoch 2 and shows less than it could); counted in steps, so a large dataset's few epochs
@@ -87,7 +90,9 @@ def short_run_note(cfg: DictConfig, batches: int) -> None:
 
     epochs, schedule = cfg.trainer.get("max_epochs"), cfg.optimizer.get("scheduler")
     whole_epochs = cfg.trainer.get("limit_train_batches") in (None, 1.0)  # not a smoke run
-    if schedule and whole_epochs and epochs is not None and 0 < epochs * batches < SHORT_RUN:
+    if not (schedule and whole_epochs and epochs is not None and batches):
+        return
+    if 0 < epochs * batches < SHORT_RUN:
         start = int(epochs * schedule.get("decay_start", 0))
         rank_zero_info(
             f"Note: trainer.max_epochs={epochs} is {epochs * batches:,} steps, far fewer than "
