@@ -242,7 +242,7 @@ def check_overrides(config_name: str, argv: list[str] | None = None) -> None:
         try:
             cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
         except ConfigCompositionException as error:
-            fail(f"config error: {composition_error(error, config_name)}", EXIT_CONFIG)
+            fail(f"config error: {composition_error(error, config_name, overrides)}", EXIT_CONFIG)
         if cfg.hydra.output_subdir is not None or config_name == "train":  # a run directory
             sweep = "-m" in sys.argv or "--multirun" in sys.argv or cfg.hydra.mode == "MULTIRUN"
             key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
@@ -265,15 +265,25 @@ def writable_target(key: str, path: str | os.PathLike) -> None:
         fail(f"config error: {key}={str(path)!r}: {problem}", EXIT_CONFIG)
 
 
-def composition_error(error: Exception, config_name: str) -> str:
-    """What Hydra could not compose, in one line."""
+def composition_error(error: Exception, config_name: str, overrides: list[str]) -> str:
+    """What Hydra could not compose, in one line: an unknown key is looked up in the config the
+    group choices make (`model=r3gan` has other keys than the default), down to the innermost
+    key that is unknown (a dict given for an existing key may hold one)."""
     from hydra import compose
 
     text = str(error)
     if unknown := re.search(r"Could not override '([^']+)'", text):
         key = unknown[1]
+        if inner := re.search(r"full_key: (\S+)", str(error.__cause__)):
+            key = inner[1]
         parent, _, name = key.rpartition(".")
-        node = compose(config_name)
+        choices = [o for o in overrides if "." not in o.split("=", 1)[0].lstrip("+~")]
+        try:
+            node = compose(config_name, overrides=[
+                o for o in choices if o.split("=", 1)[0].lstrip("+~") != unknown[1]
+            ])  # fmt: skip
+        except Exception:  # another choice is wrong too: the defaults' keys
+            node = compose(config_name)
         for part in parent.split(".") if parent else []:
             node = node.get(part) if hasattr(node, "get") else None
         keys = [str(k) for k in node] if hasattr(node, "keys") else []

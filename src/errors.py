@@ -54,7 +54,9 @@ def number(key: str, value: object, low: float = 0.0, high: float = math.inf, *,
             value < high if high_open else value <= high
         )
     if not ok:
-        if high == math.inf:
+        if high == math.inf and low == -math.inf:
+            allowed = "a finite number"
+        elif high == math.inf:
             allowed = f"a number {'>' if low_open else '>='} {low:g}"
         else:
             left, right = "(" if low_open else "[", ")" if high_open else "]"

@@ -184,6 +184,7 @@ PRESETS = {
     "sngan_cnn_cifar10": fixtures.write_cifar10,
     "resnet_cifar10": fixtures.write_cifar10,
     "wgan_gp_cifar10": fixtures.write_cifar10,
+    "r3gan_cifar10": fixtures.write_cifar10,
 }
 
 
@@ -232,6 +233,36 @@ def test_literature_presets_hold_the_published_settings(tmp_path, preset, expect
         found = OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
         assert found == value, key
     assert OmegaConf.select(cfg, "optimizer.scheduler._target_").endswith("LinearDecayLR")
+
+
+def test_the_r3gan_preset_holds_the_reference_cifar10_settings(tmp_path):
+    """brownvc/R3GAN train.py --preset=CIFAR10 --cond=1: the values its schedules start and
+    end at, over its 20M images, and the 250M-image run."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from src.train import compose_config
+
+    cfg = compose_config(["experiment=r3gan_cifar10", "data.root=/data"], str(tmp_path / "api"))
+    assert (cfg.model.loss, list(cfg.model.penalty), cfg.model.conditional) == (
+        "rpgan",
+        ["r1", "r2"],
+        True,
+    )
+    assert (cfg.model.generator.ngf, cfg.model.discriminator.ndf, cfg.data.batch_size) == (
+        768,
+        768,
+        512,
+    )
+    assert cfg.optimizer.scheduler is None and cfg.optimizer.lr == 2e-4
+    assert OmegaConf.to_container(cfg.optimizer.generator.betas, resolve=True)[0] == 0
+    assert cfg.trainer.max_epochs * 50_000 == 250_000_000
+    schedules = {k: instantiate(v) for k, v in cfg.model.schedules.items()}
+    ends = {k: (s.start, s.end, s.images) for k, s in schedules.items()}
+    assert ends == {
+        "lr": (1.0, 0.25, 2e7), "beta2": (0.9, 0.99, 2e7), "penalty_weight": (0.05, 0.005, 2e7),
+        "ema_half_life": (0, 5e6, 2e7), "augment_p": (0.0, 0.55, 2e7),
+    }  # fmt: skip
 
 
 @pytest.mark.slow  # a download attempt

@@ -34,12 +34,14 @@ def run_cli(*args, **kwargs):
 def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm):
     """With spectral norm the power-iteration vectors (buffers) stay identical too, an R1
     penalty's gradients (a double backward) are part of the one all-reduce, and LeCam's
-    moving averages (buffers) are taken over the global batch."""
+    moving averages (buffers) and ADA's p are taken over the global batch."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
-        *(["model.penalty=r1", "model.penalty_weight=1", "model.lecam_weight=0.3"]
+        *(["model.penalty=r1", "model.penalty_weight=1", "model.lecam_weight=0.3",
+           "model.ada_target=0.6", "model.ada_interval=2", "model.ada_images=1000",
+           "model.augment_p=0.5"]
           if norm == "spectral" else []),
         "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
         f"hydra.run.dir={run_dir}",
@@ -52,6 +54,8 @@ def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, nor
     assert rank0.keys() == rank1.keys()
     assert any(name.endswith("._u") for name in rank0) == (norm == "spectral")
     assert ("regularizers.lecam.ema" in rank0) == (norm == "spectral")
+    if norm == "spectral":  # ADA's p moved, by the ranks' mean r_t: equal on both
+        assert float(rank0["augmentation.p"]) != 0.5
     for name in rank0:  # 6 D and 6 G updates later, still bitwise the same
         assert torch.equal(rank0[name], rank1[name]), name
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")

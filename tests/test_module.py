@@ -111,7 +111,7 @@ def test_diff_augment_reaches_d_and_is_refused_when_unknown():
     # the same real batch (same seed): D sees it shifted and with a square blanked to black
     assert not torch.equal(plain[0], augmented[0])
     assert (augmented[0] == -1).float().mean() > (plain[0] == -1).float().mean()
-    with pytest.raises(ValueError, match=r"model.augment='flip': allowed: translation, cutout"):
+    with pytest.raises(ValueError, match=r"model.augment='flip': allowed: translation, cut"):
         make_module(augment=["flip"])
 
 

@@ -46,7 +46,7 @@ CASES = [
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0: allowed:"),
     (["model.ema_decay=1.5"], 2, r"model.ema_decay=1.5: allowed: a number in [0, 1)"),
     (["model.d_steps_per_g_step=0"], 2, "model.d_steps_per_g_step=0: allowed: an integer >= 1"),
-    (["model.augment=[flip]"], 2, "model.augment='flip': allowed: translation, cutout"),
+    (["model.augment=[flip]"], 2, "model.augment='flip': allowed: translation, cutout, xflip"),
     (["model.generator.latent_components=-3"], 2, "model.generator.latent_components=-3: allowed"),
     (["model.generator.component_spread=0"], 2, "component_spread=0: allowed: a number > 0"),
     (["model.g_objective=wasserstein"], 2, "model.g_objective='wasserstein': allowed with"),

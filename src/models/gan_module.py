@@ -9,16 +9,17 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torch.nn.utils import parametrize
 
-from src.errors import choice, integer, number
+from src.errors import ConfigError, integer, number
 from src.metrics.evaluator import SampleQuality
 from src.metrics.quality import LOGGED
-from src.models.augment import POLICIES, diff_augment
+from src.models.augment import Augment
 from src.models.ema import EMAGenerator
 from src.models.health import HealthMonitor, step_unless
 from src.models.losses import build_loss
 from src.models.optim import build_optimizer, lr_scale
-from src.models.regularizers import DStep, GStep, Regularizer, Seen, standard_terms
+from src.models.regularizers import PENALTIES, DStep, GStep, Regularizer, Seen, standard_terms
 from src.models.resume import check_resumable, rng_states, set_rng_states
+from src.models.schedules import Cosine, Schedules
 from src.utils.distributed import GANDDPStrategy
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
@@ -46,6 +47,11 @@ class GANModule(LightningModule):
         d_steps_per_g_step: int = 1,
         ema_decay: float = 0.0,
         augment: list[str] | tuple[str, ...] = ("translation",),
+        augment_p: float = 1.0,
+        ada_target: float | None = None,
+        ada_interval: int = 4,
+        ada_images: float = 500_000,
+        schedules: dict[str, Cosine] | None = None,
         num_fixed_noise: int = 64,
         max_nonfinite_steps: int = 10,
         collapse_warn_steps: int = 200,
@@ -61,7 +67,7 @@ class GANModule(LightningModule):
                              "with the data's num_classes, as src.train does")  # fmt: skip
         self.save_hyperparameters(ignore=[
             "generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler",
-            "regularizers", "metrics",
+            "regularizers", "metrics", "schedules",
         ])  # fmt: skip
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
@@ -72,8 +78,7 @@ class GANModule(LightningModule):
         )  # fmt: skip
         self.regularizers = nn.ModuleDict(terms | (regularizers or {}))
         self.d_steps_per_g_step = integer("model.d_steps_per_g_step", d_steps_per_g_step)
-        for policy in augment:
-            choice("model.augment", policy, POLICIES)
+        self.augmentation = Augment(augment, augment_p, ada_target, ada_interval, ada_images)
         ema_decay = number("model.ema_decay", ema_decay, 0.0, 1.0, high_open=True)
         self.generator_ema = EMAGenerator(generator, ema_decay) if ema_decay else None
         # built here, so what torch refuses is reported before any data is read
@@ -81,8 +86,10 @@ class GANModule(LightningModule):
         opt_d = build_optimizer(optimizer_d, discriminator, "optimizer.discriminator")
         self.built_optimizers = (opt_d, opt_g)
         self.base_lrs = [[g["lr"] for g in o.param_groups] for o in self.built_optimizers]
-        lr_scale(scale_lr, 1)
+        self.lr_factor = lr_scale(scale_lr, 1)
         self.scheduler = scheduler
+        self.schedules = Schedules(schedules) if schedules else None
+        self.check_schedules()
         self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
         self.quality = metrics or SampleQuality()
         # buffers, so the grids of a resumed run continue from the same noise; with classes,
@@ -112,13 +119,14 @@ class GANModule(LightningModule):
         # per G step outnumber an epoch's batches
         batch_number = self.trainer.fit_loop.total_batch_idx + 1
         g_turn = batch_number % self.d_steps_per_g_step == 0
+        scheduled = self.apply_schedules(real.shape[0] * self.trainer.world_size)
         z, fake_labels = self.sample_inputs(real.shape[0], real.device)
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
             fake = self.generator(z, fake_labels)
         logs = self.discriminator_step(real, labels, fake.detach(), fake_labels, batch_number)
         if g_turn:
             logs |= self.generator_step(real, labels, fake, fake_labels, z)
-        return logs
+        return logs | scheduled
 
     def discriminator_step(
         self, real: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor,
@@ -130,6 +138,9 @@ class GANModule(LightningModule):
         real_seen = Seen(real_in, labels, *self.critic(real_in, labels))
         fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
         d_loss = self.loss.discriminator(real_seen.logits, fake_seen.logits)
+        adapted = self.augmentation.observe(real_seen.logits, batch_number,
+                                            real.shape[0] * self.trainer.world_size,
+                                            self.mean_over_ranks)  # fmt: skip
         step = DStep(real_seen, fake_seen, self.eager_critic, batch_number, self.mean_over_ranks)
         d_loss = add_terms(d_loss, (term.d_term(step) for term in self.regularizers.values()))
         opt_d.zero_grad(set_to_none=True)
@@ -140,6 +151,7 @@ class GANModule(LightningModule):
             "train/d_fake": torch.sigmoid(fake_seen.logits.detach()).mean(),
             "d_skipped": self.step_if_finite(opt_d, d_loss, self.discriminator),
             **step.logs,
+            **adapted,
         }
 
     def generator_step(
@@ -201,8 +213,54 @@ class GANModule(LightningModule):
         return self.critic(images, labels, eager=self._compiled)[0]
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
-        """What D sees: images under the configured DiffAugment policy (identity if none)."""
-        return diff_augment(images, self.hparams.augment)
+        """What D sees: images under the configured augmentation (identity if none)."""
+        return self.augmentation(images)
+
+    def check_schedules(self) -> None:
+        """What each of model.schedules drives must exist (src/models/schedules.py)."""
+        if self.schedules is None:
+            return
+
+        def refuse(name: str, why: str) -> None:
+            raise ConfigError(f"model.schedules.{name}", "a schedule", why)
+
+        if "lr" in self.schedules and self.scheduler is not None:
+            refuse("lr", "optimizer.scheduler schedules the lr too: set optimizer.scheduler=null")
+        if "beta2" in self.schedules and any(
+            "betas" not in group for o in self.built_optimizers for group in o.param_groups
+        ):
+            refuse("beta2", "the optimizers have no betas (Adam's): use optimizer=adam")
+        if "penalty_weight" in self.schedules and not self.penalties:
+            refuse("penalty_weight", f"no penalty to weigh: model.penalty={', '.join(PENALTIES)}")
+        if "ema_half_life" in self.schedules and self.generator_ema is None:
+            refuse("ema_half_life", "there is no EMA of G: set model.ema_decay > 0")
+        if "augment_p" in self.schedules and self.augmentation.adaptive:
+            refuse("augment_p", "model.ada_target adapts p itself: set one of the two")
+
+    @property
+    def penalties(self) -> list[Regularizer]:
+        return [term for name, term in self.regularizers.items() if name in PENALTIES]
+
+    def apply_schedules(self, images: int) -> dict[str, float]:
+        """Sets the scheduled values for this batch of `images` (all ranks); returns them to log."""
+        if self.schedules is None:
+            return {}
+        values = self.schedules.advance(images, self.scheduled_batches() * images)
+        if "lr" in values:
+            for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
+                for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+                    group["lr"] = lr * self.lr_factor * values["lr"]
+        if "beta2" in values:
+            for optimizer in self.built_optimizers:
+                for group in optimizer.param_groups:
+                    group["betas"] = (group["betas"][0], values["beta2"])
+        for term in self.penalties if "penalty_weight" in values else ():
+            term.weight = values["penalty_weight"]
+        if "ema_half_life" in values:
+            self.generator_ema.set_half_life(values["ema_half_life"], images)
+        if "augment_p" in values:
+            self.augmentation.set_probability(values["augment_p"])
+        return {f"train/{name}": value for name, value in values.items()}
 
     def mean_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="mean")
@@ -334,10 +392,10 @@ class GANModule(LightningModule):
             torch.manual_seed(shared + self.global_rank)
 
     def configure_optimizers(self) -> Any:
-        scale = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
+        self.lr_factor = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
         for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
             for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-                group["lr"] = lr * scale
+                group["lr"] = lr * self.lr_factor
         if self.scheduler is None:
             return list(self.built_optimizers)
         # each network's step count over the run, read when its schedule first steps (not

@@ -28,6 +28,11 @@ def build_optimizer(
     ConfigError naming `key` (e.g. optimizer.generator)."""
     name = getattr(getattr(factory, "func", factory), "__name__", str(factory))
     arguments = factory.keywords if isinstance(factory, partial) else {}
+    betas = arguments.get("betas")
+    if isinstance(betas, list | tuple):  # optimizer.momentum=0 is an int: Adam wants floats
+        whole = lambda b: isinstance(b, int) and not isinstance(b, bool)  # noqa: E731
+        if any(whole(b) for b in betas):
+            factory = partial(factory, betas=tuple(float(b) if whole(b) else b for b in betas))
     try:
         optimizer = factory(net.parameters())
     except (TypeError, ValueError, IndexError) as error:  # what torch raises for bad arguments
