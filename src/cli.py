@@ -289,6 +289,8 @@ def composition_error(error: Exception, config_name: str, overrides: list[str]) 
         keys = [str(k) for k in node] if hasattr(node, "keys") else []
         near = difflib.get_close_matches(name, keys, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(f'{parent}.{k}' if parent else k for k in near)}?"
+        if not keys:
+            return f"{key}: no such key; {parent} is empty: +{key}=... adds one"
         return f"{key}: no such key; {hint if near else 'keys here: ' + ', '.join(keys)}"
     if missing := re.search(r"Could not find '([^']+)/([^']+)'", text):
         group, value = missing.groups()

@@ -192,3 +192,14 @@ def test_a_regularizer_from_outside_src_models_trains_through_the_cli(train_entr
     assert drift > 0 and "train/drift" not in first["plain"]
     gained = float(first["drift"]["train/loss_d"]) - float(first["plain"]["train/loss_d"])
     assert gained == pytest.approx(0.5 * drift, rel=1e-4)
+
+
+def test_a_whole_momentum_gives_adam_float_betas():
+    """optimizer.momentum=0 is an int on the command line; Adam refuses mixed int/float betas."""
+    from functools import partial
+
+    from src.models.optim import build_optimizer
+
+    adam = partial(torch.optim.Adam, lr=2e-4, betas=[0, 0.99])
+    optimizer = build_optimizer(adam, torch.nn.Linear(2, 2), "optimizer.generator")
+    assert optimizer.param_groups[0]["betas"] == (0.0, 0.99)

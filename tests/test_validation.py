@@ -34,6 +34,27 @@ CASES = [
     (["data.num_workers=100000"], 2, "data.num_workers=100000: allowed: an integer in [0,"),
     (["optimizer.generator.betas=[0.5]"], 2, "optimizer.generator="),
     (["data.batch_size=0"], 2, "data.batch_size=0: allowed: an integer >= 1"),
+    # a key of the chosen model's config, and a key inside a dict given for an existing key
+    (
+        ["model=r3gan", "model.schedules.ema_half_lif.end=3"],
+        2,
+        "model.schedules.ema_half_lif: no such key; did you mean model.schedules.ema_half_life?",
+    ),
+    (
+        ["model=r3gan", "model.schedules.beta2={{start:0.9,ends:0.99}}"],
+        2,
+        "model.schedules.beta2.ends: no such key; did you mean model.schedules.beta2.end?",
+    ),
+    (
+        ["model.schedules.gamma={{_target_:src.models.schedules.Cosine,start:1,end:0}}"],
+        2,
+        "model.schedules.gamma: no such key; keys here: ",
+    ),
+    (
+        ["+model.schedules.gamma={{_target_:src.models.schedules.Cosine,start:1,end:0}}"],
+        2,
+        "model.schedules='gamma': allowed: lr, beta2, penalty_weight, ema_half_life, augment_p",
+    ),
     (["data.batch_size=100000"], 2, "data.batch_size=100000: allowed: <= 1797"),
     (["data.image_size=48"], 2, "data.image_size=48: allowed for model=dcgan: 16, 32, 64, 128"),
     (["data.image_size=512"], 2, "data.image_size=512: allowed for model=dcgan: 16, 32,"),
