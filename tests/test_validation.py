@@ -48,7 +48,7 @@ CASES = [
     (
         ["model.schedules.gamma={{_target_:src.models.schedules.Cosine,start:1,end:0}}"],
         2,
-        "model.schedules.gamma: no such key; keys here: ",
+        "model.schedules.gamma: no such key; model.schedules is empty: +model.schedules.gamma=",
     ),
     (
         ["+model.schedules.gamma={{_target_:src.models.schedules.Cosine,start:1,end:0}}"],
