@@ -185,10 +185,13 @@ PRESETS = {
     "resnet_cifar10": fixtures.write_cifar10,
     "wgan_gp_cifar10": fixtures.write_cifar10,
     "r3gan_cifar10": fixtures.write_cifar10,
+    "r3gan_ffhq64": fixtures.write_folder,
 }
 
 
 SLOW_PRESETS = ("resnet_cifar10", "wgan_gp_cifar10")  # n_dis 5 with a penalty / the ResNet
+# the last of FFHQ-64's stages is half as wide: 16 wide at tiny sizes, so 8 (one group) there
+WIDER = {"r3gan_ffhq64": ["model.generator.ngf=16", "model.discriminator.ndf=16"]}
 
 
 @pytest.mark.parametrize(
@@ -199,7 +202,8 @@ def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     root = PRESETS[preset](tmp_path / "data")
     run_dir = tmp_path / "run"
     run_cli(
-        f"experiment={preset}", f"data.root={root}", "debug=fast", *TINY, "data.batch_size=8",
+        f"experiment={preset}", f"data.root={root}", "debug=fast", *TINY, *WIDER.get(preset, []),
+        "data.batch_size=8",
         "data.num_workers=0", "logger=csv", f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     config = (run_dir / ".hydra" / "config.yaml").read_text()
@@ -263,6 +267,27 @@ def test_the_r3gan_preset_holds_the_reference_cifar10_settings(tmp_path):
         "lr": (1.0, 0.25, 2e7), "beta2": (0.9, 0.99, 2e7), "penalty_weight": (0.05, 0.005, 2e7),
         "ema_half_life": (0, 5e6, 2e7), "augment_p": (0.0, 0.55, 2e7),
     }  # fmt: skip
+
+
+def test_the_r3gan_ffhq64_preset_builds_the_reference_networks(tmp_path):
+    """--preset=FFHQ-64: the reference's stage widths (its G and D parameter counts), gamma
+    2 -> 0.2, the EMA's half-life to 500k images, p to 0.3, unconditional, batch 256."""
+    from hydra.utils import instantiate
+
+    from src.train import compose_config
+
+    cfg = compose_config(["experiment=r3gan_ffhq64", "data.root=/data"], str(tmp_path / "api"))
+    generator, discriminator = (
+        instantiate(cfg.model.generator),
+        instantiate(cfg.model.discriminator),
+    )
+    assert sum(p.numel() for p in generator.parameters()) == 22_429_824
+    assert sum(p.numel() for p in discriminator.parameters()) == 22_381_440
+    assert (cfg.data.image_size, cfg.data.batch_size, cfg.model.conditional) == (64, 256, False)
+    schedules = {k: instantiate(v) for k, v in cfg.model.schedules.items()}
+    assert (schedules["penalty_weight"].start, schedules["penalty_weight"].end) == (2.0, 0.2)
+    assert (schedules["ema_half_life"].end, schedules["augment_p"].end) == (5e5, 0.3)
+    assert {s.images for s in schedules.values()} == {2e7}
 
 
 @pytest.mark.slow  # a download attempt

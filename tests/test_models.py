@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from src.errors import ConfigError
 from src.models import r3gan, resnet, sngan
 from src.models.dcgan import Discriminator, Generator
 
@@ -164,6 +165,33 @@ def test_r3gan_parameter_counts_are_the_reference_cifar10_networks():
     assert count(r3gan.Discriminator(32, 3, ndf=768)) == 20_683_776
     assert count(r3gan.Generator(32, 3, 64, ngf=768, num_classes=10, **common)) == 20_781_952
     assert count(r3gan.Discriminator(32, 3, ndf=768, num_classes=10)) == 21_280_512
+
+
+def test_r3gan_stage_widths_give_the_reference_ffhq64_networks():
+    """The reference's FFHQ-64 preset: stages [768, 768, 768, 768, 384] from 4x4 up, counted
+    by building its `R3GAN/Networks.py` (WidthPerStage 3/4 of [1024]*4 + [512]): G 22,429,824
+    and D 22,381,440 parameters."""
+    halves = [1, 1, 1, 1, 0.5]
+    generator = r3gan.Generator(64, 3, 64, ngf=768, width_multipliers=halves, latent_components=0)
+    discriminator = r3gan.Discriminator(64, 3, ndf=768, width_multipliers=halves)
+    assert (count(generator), count(discriminator)) == (22_429_824, 22_381_440)
+    small = r3gan.Generator(64, 3, 8, ngf=32, width_multipliers=halves, latent_components=0)
+    images = small(torch.randn(2, 8))
+    critic = r3gan.Discriminator(64, 3, ndf=32, width_multipliers=halves)
+    assert images.shape == (2, 3, 64, 64) and critic(images).shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("multipliers", "message"),
+    [
+        ([1, 1, 0.5], r"width_multipliers=\[1, 1, 0.5\]: allowed: null or 4 numbers"),
+        ([1, 1, 1, 0.3], r"width_multipliers=\[1, 1, 1, 0.3\]: allowed: stage widths \(ngf x"),
+        ([1, 1, 1, -1], r"width_multipliers=-1: allowed: a number > 0"),
+    ],
+)
+def test_r3gan_stage_widths_that_cannot_be_built_are_one_line(multipliers, message):
+    with pytest.raises(ConfigError, match=message):
+        r3gan.Generator(32, 3, 8, ngf=32, width_multipliers=multipliers, latent_components=0)
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

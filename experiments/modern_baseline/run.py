@@ -4,6 +4,8 @@ budget (~4,000 steps), several seeds, every run scored by `python -m src.evaluat
 
     python -m experiments.modern_baseline.run train --seeds 1 2 3 [--only default r3gan-32]
     python -m experiments.modern_baseline.run score            # table.md from the scores
+    python -m experiments.modern_baseline.run train --benchmark digits --only default default-ada
+    python -m experiments.modern_baseline.run score --benchmark digits   # table_digits.md
 
 `train` runs two configurations side by side with one thread each into
 outputs/modern_baseline/<config>_s<seed> (finished runs are skipped); in-training metrics
@@ -25,7 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "outputs" / "modern_baseline"
 HERE = Path(__file__).resolve().parent
 
-DATA = ["data=stacked_digits", "data.num_images=25600", "trainer.max_epochs=6"]  # 2,400 steps
+# stacked digits (1,000 modes) in 2,400 steps; the digits themselves: `make train` (80 epochs)
+BENCHMARKS = {
+    "stacked": ["data=stacked_digits", "data.num_images=25600", "trainer.max_epochs=6"],
+    "digits": [],
+}
+# ADA (Karras et al. 2020) as published (every policy, p from 0, target 0.6), but p moving
+# 0 -> 1 in 100k images rather than 500k: a digits run is 143k images
+ADA = ["model.ada_target=0.6", "model.ada_images=100000"]
 R3GAN_OPTIMIZER = [  # R3GAN's Adam: beta1 0, beta2 0.99 (its start), lr 2e-4, constant here
     "optimizer=adam", "optimizer.lr=2e-4", "optimizer.generator.betas=[0.0,0.99]",
     "optimizer.discriminator.betas=[0.0,0.99]",
@@ -34,64 +43,80 @@ CONFIGS = {
     "default": [],  # least squares, spectral-norm DCGAN D, Adam 4e-4 decayed, mixture prior
     "default-rpgan-r1r2": ["model.loss=rpgan", "model.penalty=[r1,r2]",
                            "model.penalty_weight=0.05"],
+    "default-ada": [*ADA, "model.augment=[translation,xflip,rot90,color,cutout]",
+                    "model.augment_p=0"],
+    # the default's DiffAugment translation, its p adaptive from 1
+    "default-ada-translation": ADA,
     # R3GAN at a CPU width: every stage 32 wide (groups of 16), 2 blocks, gamma 0.05, EMA
     "r3gan-32": ["model=r3gan", "model.generator.ngf=32", "model.discriminator.ndf=32",
                  *R3GAN_OPTIMIZER],
 }  # fmt: skip
-METRICS = ("fid_domain", "kid_domain", "precision", "recall", "density", "coverage", "modes",
-           "mode_kl")  # fmt: skip
+METRICS = {
+    "stacked": ("fid_domain", "kid_domain", "precision", "recall", "density", "coverage",
+                "modes", "mode_kl"),
+    "digits": ("fid_domain", "kid_domain", "precision", "recall", "density", "coverage"),
+}  # fmt: skip
+SAMPLES = {"stacked": ["n=10000", "num_real=10000"], "digits": ["n=1000"]}
 
 
-def run_dir(config: str, seed: int) -> Path:
-    return OUT / f"{config}_s{seed}"
+def out(benchmark: str) -> Path:
+    return OUT if benchmark == "stacked" else OUT / benchmark
 
 
-def train(configs: list[str], seeds: list[int]) -> None:
-    jobs = [(c, s) for s in seeds for c in configs if not (run_dir(c, s) / "done").exists()]
+def run_dir(config: str, seed: int, benchmark: str = "stacked") -> Path:
+    return out(benchmark) / f"{config}_s{seed}"
+
+
+def train(configs: list[str], seeds: list[int], benchmark: str) -> None:
+    jobs = [(c, s) for s in seeds for c in configs
+            if not (run_dir(c, s, benchmark) / "done").exists()]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     for i in range(0, len(jobs), 2):  # two at a time, one thread each
         with contextlib.ExitStack() as logs:
             running = []
             for config, seed in jobs[i : i + 2]:
-                command = [sys.executable, "-m", "src.train", *DATA, *CONFIGS[config],
+                command = [sys.executable, "-m", "src.train", *BENCHMARKS[benchmark],
+                           *CONFIGS[config],
                            f"seed={seed}", "logger=csv", "trainer.limit_val_batches=0",
-                           f"hydra.run.dir={run_dir(config, seed)}"]  # fmt: skip
-                log = logs.enter_context(open(OUT / f"{config}_s{seed}.log", "w"))
+                           f"hydra.run.dir={run_dir(config, seed, benchmark)}"]  # fmt: skip
+                log = logs.enter_context(open(out(benchmark) / f"{config}_s{seed}.log", "w"))
                 process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
                 running.append((config, seed, process))
             for config, seed, process in running:
                 if process.wait() == 0:
-                    (run_dir(config, seed) / "done").touch()
+                    (run_dir(config, seed, benchmark) / "done").touch()
                 print(f"{config} seed {seed}: exit {process.returncode}", flush=True)
 
 
-def score() -> None:
+def score(benchmark: str) -> None:
     rows: dict[str, list[dict]] = {}
     floor = None
-    for done in sorted(OUT.glob("*_s*/done")):
+    metrics = METRICS[benchmark]
+    for done in sorted(out(benchmark).glob("*_s*/done")):
         folder = done.parent
         scores = folder / "scores.json"
         if not scores.exists():
-            subprocess.run([sys.executable, "-m", "src.evaluate",
-                            f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}", "n=10000",
-                            "num_real=10000",
-                            f"out={scores}"], cwd=ROOT, check=True)  # fmt: skip
+            ckpt = folder / "checkpoints" / "last.ckpt"
+            subprocess.run([sys.executable, "-m", "src.evaluate", f"ckpt_path={ckpt}",
+                            *SAMPLES[benchmark], f"out={scores}"], cwd=ROOT, check=True)  # fmt: skip
         report = json.loads(scores.read_text())
         config = folder.name.rsplit("_s", 1)[0]
         rows.setdefault(config, []).append(report["metrics"])
         floor = report["real_vs_real"]
-    lines = ["| config | seeds | " + " | ".join(METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS)]  # fmt: skip
+    lines = ["| config | seeds | " + " | ".join(metrics) + " |",
+             "|---|---|" + "---|" * len(metrics)]  # fmt: skip
     for config, runs in rows.items():
         cells = []
-        for name in METRICS:
+        for name in metrics:
             values = [r[name] for r in runs]
             spread = f" ± {statistics.stdev(values):.3g}" if len(values) > 1 else ""
             cells.append(f"{statistics.mean(values):.3g}{spread}")
         lines.append(f"| {config} | {len(runs)} | " + " | ".join(cells) + " |")
     if floor:
-        lines.append("| real vs real | | " + " | ".join(f"{floor[m]:.3g}" for m in METRICS) + " |")
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+        lines.append("| real vs real | | " + " | ".join(f"{floor[m]:.3g}" for m in metrics) + " |")
+    (HERE / ("table.md" if benchmark == "stacked" else f"table_{benchmark}.md")).write_text(
+        "\n".join(lines) + "\n"
+    )
     print("\n".join(lines))
 
 
@@ -100,9 +125,13 @@ def main() -> None:
     parser.add_argument("step", choices=["train", "score"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--only", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--benchmark", default="stacked", choices=list(BENCHMARKS))
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    train(args.only, args.seeds) if args.step == "train" else score()
+    out(args.benchmark).mkdir(parents=True, exist_ok=True)
+    if args.step == "train":
+        train(args.only, args.seeds, args.benchmark)
+    else:
+        score(args.benchmark)
 
 
 if __name__ == "__main__":

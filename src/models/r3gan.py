@@ -11,17 +11,20 @@ map of z (no mapping network) and ends in a 1x1 conv (no tanh); D starts from a 
 ends in a depthwise 4x4 basis and a linear map. Conditional: a class embedding joined to z in
 G; in D a projection of the basis features onto the class embedding (as the reference), or
 AC-GAN's classifier. Every stage is `ngf` / `ndf` wide (768 for CIFAR-10: G 20,732,160 and D
-20,683,776 parameters, the reference's).
+20,683,776 parameters, the reference's), or that times `width_multipliers`, one per stage from
+4x4 up in G and in D alike (FFHQ-64: [1, 1, 1, 1, 0.5]); where the width changes, a 1x1 conv
+before G's upsampling and after D's downsampling, as the reference's transition layers.
 """
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.errors import ConfigError, integer
+from src.errors import ConfigError, integer, number
 from src.models.conditional import Critic
 from src.models.latent import LatentGenerator, check_image_size
 
@@ -36,21 +39,33 @@ def stages(image_size: int) -> int:
     return int(math.log2(check_image_size(image_size, SIZES, "r3gan"))) - 1
 
 
-def check_stages(
-    net: str, width_key: str, width: int, blocks: int, expansion: int, kernel: int, size: int
-) -> tuple[int, int]:
+def stage_widths(
+    net: str, width_key: str, width: int, multipliers: list[float] | None, blocks: int,
+    expansion: int, kernel: int, size: int,
+) -> tuple[list[int], int]:  # fmt: skip
     """The keys G and D share (`model.<net>.*`; the width's range is the base class's check):
-    a width whose expanded blocks split into groups of GROUP channels. Returns the number of
-    stages and of residual blocks."""
-    if width % (GROUP // 2):
-        raise ConfigError(
-            f"model.{net}.{width_key}", width,
-            f"allowed: a multiple of {GROUP // 2} (groups of {GROUP})",
-        )  # fmt: skip
+    widths whose expanded blocks split into groups of GROUP channels. Returns each stage's
+    width, from 4x4 up, and the number of residual blocks."""
+    n_stages = stages(size)
     for key, value in (("blocks_per_stage", blocks), ("expansion", expansion),
                        ("kernel_size", kernel)):  # fmt: skip
         integer(f"model.{net}.{key}", value)
-    return stages(size), stages(size) * blocks
+    key, factors = f"model.{net}.width_multipliers", multipliers
+    if factors is None:
+        factors = [1] * n_stages
+    elif isinstance(factors, str) or not isinstance(factors, Sequence) or len(factors) != n_stages:
+        raise ConfigError(key, multipliers,
+                          f"allowed: null or {n_stages} numbers, one per stage from 4x4 to "
+                          f"{size}x{size}")  # fmt: skip
+    widths = [width * number(key, f, low_open=True) for f in factors]
+    if any(w != int(w) or int(w) % (GROUP // 2) for w in widths):
+        groups = f"(groups of {GROUP})"
+        if multipliers is None:
+            raise ConfigError(f"model.{net}.{width_key}", width,
+                              f"allowed: a multiple of {GROUP // 2} {groups}")  # fmt: skip
+        raise ConfigError(key, multipliers, f"allowed: stage widths ({width_key} x each) that "
+                          f"are multiples of {GROUP // 2} {groups}")  # fmt: skip
+    return [int(w) for w in widths], n_stages * blocks
 
 
 def fan_in_init(layer: nn.Module, gain: float = 1.0) -> nn.Module:
@@ -119,15 +134,16 @@ class Resample(nn.Module):
 class Generator(LatentGenerator):
     def __init__(
         self, image_size: int, channels: int, latent_dim: int = 64, *, ngf: int,
-        blocks_per_stage: int = 2, expansion: int = 2, kernel_size: int = 3, norm: str = "none",
-        **common: Any,
+        width_multipliers: list[float] | None = None, blocks_per_stage: int = 2,
+        expansion: int = 2, kernel_size: int = 3, norm: str = "none", **common: Any,
     ):  # fmt: skip
         super().__init__(latent_dim, ngf, norm=norm, norms=("none",), min_width=GROUP // 2,
                          **common)  # fmt: skip
-        width = ngf
-        n_stages, total = check_stages(
-            "generator", "ngf", ngf, blocks_per_stage, expansion, kernel_size, image_size
-        )
+        widths, total = stage_widths(
+            "generator", "ngf", ngf, width_multipliers, blocks_per_stage, expansion,
+            kernel_size, image_size,
+        )  # fmt: skip
+        width = widths[0]
         self.embed = None
         if self.num_classes:  # the class embedding joined to z, as wide as z
             self.embed = nn.Embedding(self.num_classes, latent_dim)
@@ -136,13 +152,15 @@ class Generator(LatentGenerator):
         self.modulation = fan_in_init(nn.Linear(latent_dim * (2 if self.embed else 1), width,
                                                 bias=False))  # fmt: skip
         layers: list[nn.Module] = []
-        for stage in range(n_stages):
+        for stage, width in enumerate(widths):
             if stage:
+                if width != widths[stage - 1]:
+                    layers.append(conv(widths[stage - 1], width))
                 layers.append(Resample(up=True))
             layers += [ResidualBlock(width, expansion, kernel_size, total)
                        for _ in range(blocks_per_stage)]  # fmt: skip
         self.net = nn.Sequential(*layers)
-        self.to_image = conv(width, channels)
+        self.to_image = conv(widths[-1], channels)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = z.view(z.shape[0], self.latent_dim)
@@ -154,21 +172,26 @@ class Generator(LatentGenerator):
 
 class Discriminator(Critic):
     def __init__(
-        self, image_size: int, channels: int, *, ndf: int, blocks_per_stage: int = 2,
+        self, image_size: int, channels: int, *, ndf: int,
+        width_multipliers: list[float] | None = None, blocks_per_stage: int = 2,
         expansion: int = 2, kernel_size: int = 3, norm: str = "none", **common: Any,
     ):  # fmt: skip
         super().__init__(ndf, norm, norms=("none",), min_width=GROUP // 2, **common)
-        width = ndf
-        n_stages, total = check_stages(
-            "discriminator", "ndf", ndf, blocks_per_stage, expansion, kernel_size, image_size
-        )
-        layers: list[nn.Module] = [conv(channels, width)]
-        for stage in range(n_stages):
+        widths, total = stage_widths(
+            "discriminator", "ndf", ndf, width_multipliers, blocks_per_stage, expansion,
+            kernel_size, image_size,
+        )  # fmt: skip
+        widths = widths[::-1]  # from the image down
+        layers: list[nn.Module] = [conv(channels, widths[0])]
+        for stage, width in enumerate(widths):
             layers += [ResidualBlock(width, expansion, kernel_size, total)
                        for _ in range(blocks_per_stage)]  # fmt: skip
-            if stage < n_stages - 1:
+            if stage < len(widths) - 1:
                 layers.append(Resample(up=False))
+                if widths[stage + 1] != width:
+                    layers.append(conv(width, widths[stage + 1]))
         self.net = nn.Sequential(*layers)
+        width = widths[-1]
         self.basis = fan_in_init(nn.Conv2d(width, width, 4, groups=width, bias=False))
         projection = self.num_classes and self.condition == "projection"
         self.projection = None

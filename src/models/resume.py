@@ -18,6 +18,8 @@ SHAPING = (
     ("model.discriminator._target_", "the architecture"),
     ("model.generator.latent_components", "the latent prior"),
     ("model.generator.norm", "G's norm"), ("model.discriminator.norm", "D's norm"),
+    ("model.generator.width_multipliers", "G's stage widths"),
+    ("model.discriminator.width_multipliers", "D's stage widths"),
     ("model.condition", "the condition"),
 )  # fmt: skip
 
