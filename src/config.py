@@ -1,8 +1,10 @@
 """What is checked of the composed config before anything is built: numbers that are never
 a sensible setting, the seed, the data keys (the data module's own check, called early), G
-and D built for the data's shape, and the Trainer values that
-Lightning accepts although they would train nothing or start more processes than there are
-CPUs. Everything else is checked by the code that uses it (Lightning its own Trainer keys)."""
+and D built for the data's shape, and the Trainer values that Lightning accepts although they
+would train nothing or start more processes than there are CPUs; then G, D and their
+optimizers are built once on no memory, so their constructors' own checks run before the
+heavy imports. Everything else is checked by the code that uses it (Lightning its own
+Trainer keys)."""
 
 import difflib
 import math
@@ -133,20 +135,47 @@ def validate(cfg: DictConfig) -> None:
     integer("trainer.log_every_n_steps", trainer.get("log_every_n_steps", 50))
     if (every := trainer.get("check_val_every_n_epoch")) is not None:  # Lightning takes 0 and -1
         integer("trainer.check_val_every_n_epoch", every)
+    check_processes(trainer)
     precision = trainer.get("precision", "32-true")
     if str(precision).startswith("64"):
         raise ConfigError(
             "trainer.precision", precision, "allowed: 32-true, bf16-mixed, 16-mixed, bf16-true, "
             "16-true (the data and latents are float32: no float64 runs)",
         )  # fmt: skip
+    dry_build(cfg)
 
 
-def check_processes(trainer: object) -> None:
-    """Lightning starts as many CPU processes as asked for: no more than there are CPUs."""
-    from pytorch_lightning.accelerators import CPUAccelerator
+def check_processes(trainer: DictConfig) -> None:
+    """Lightning starts as many CPU processes as asked for: no more than there are CPUs. On
+    the CPU, Lightning takes `devices` as a whole number > 0 (or `auto`: 1) and refuses the
+    rest itself; `accelerator: auto` is the CPU where torch sees no GPU."""
+    import torch
 
+    accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", "auto")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
     cpus = os.cpu_count() or 1
-    if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpus:
-        raise ConfigError(
-            "trainer.devices", trainer.num_devices, f"allowed: 1..{cpus} ({cpus} CPUs here)"
-        )
+    if on_cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cpus:
+        raise ConfigError("trainer.devices", devices, f"allowed: 1..{cpus} ({cpus} CPUs here)")
+
+
+def dry_build(cfg: DictConfig) -> None:
+    """G and D built on the meta device (no memory, no random draws) and each network's
+    optimizer for one parameter, exactly as `fit` builds them: what their constructors refuse
+    (a size or width an architecture lacks, torch's optimizer arguments) is said in the time
+    it takes to import torch, not after Lightning and the data (experiments/error_latency)."""
+    import torch
+
+    from src.models.optim import build_optimizer
+    from src.utils.instantiators import instantiate
+
+    classes = 2 if cfg.model.get("conditional") else 0  # the data's count is known later
+    with torch.device("meta"):
+        for net in ("generator", "discriminator"):
+            if "_target_" in cfg.model.get(net, {}):
+                instantiate(cfg.model[net], num_classes=classes)
+    for net in ("generator", "discriminator"):
+        if "_target_" in cfg.get("optimizer", {}).get(net, {}):
+            one = torch.nn.Linear(1, 1, bias=False)
+            build_optimizer(instantiate(cfg.optimizer[net]), one, f"optimizer.{net}")

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.cli import check_overrides, one_line_errors, quiet_known_warnings
-from src.config import check_processes, validate
+from src.config import validate
 from src.errors import ConfigError
 from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.instantiators import instantiate, instantiate_list
@@ -113,7 +113,6 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> Any:
     data_parallel = cfg.get("strategy", "auto") in ("auto", "ddp")
     if data_parallel and trainer.world_size > 1:
         trainer = instantiate(cfg, callbacks=callbacks, logger=loggers, strategy="gan_ddp")
-    check_processes(trainer)
     return trainer
 
 
