@@ -102,3 +102,30 @@ def test_a_bad_invocation_exits_with_one_clear_line(tmp_path, overrides, status,
         (line,) = stderr.strip().splitlines()
         assert line.startswith("error: ")
     assert not (tmp_path / "run" / "checkpoints").exists()  # failed before training
+
+
+EARLY = [  # the three that were found only after Lightning and the data (3.2-3.9x torch)
+    "data.image_size=48", "optimizer.generator.lr=null", "trainer.devices=4096",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mistake", EARLY)
+def test_config_mistakes_are_reported_before_lightning_is_imported(mistake, tmp_path):
+    """What G's, D's and the optimizers' constructors refuse, the data keys and the CPU-process
+    bound are found in the time it takes to import torch (experiments/error_latency)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['src.train', *{mistake.split()!r}, 'hydra.run.dir={tmp_path}']\n"
+        "try:\n    runpy.run_module('src.train', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    print('EXIT', exit.code, 'pytorch_lightning' in sys.modules, flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert "EXIT 2 False" in result.stdout, result.stderr[-2000:]
+    key = mistake.split()[-1].split("=")[0].replace(".lr", "")  # optimizer.lr's own check
+    assert f"config error: {key}" in result.stderr, result.stderr[-500:]
