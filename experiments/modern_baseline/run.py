@@ -97,8 +97,9 @@ def score(benchmark: str) -> None:
         scores = folder / "scores.json"
         if not scores.exists():
             ckpt = folder / "checkpoints" / "last.ckpt"
-            subprocess.run([sys.executable, "-m", "src.evaluate", f"ckpt_path={ckpt}",
-                            *SAMPLES[benchmark], f"out={scores}"], cwd=ROOT, check=True)  # fmt: skip
+            command = [sys.executable, "-m", "src.evaluate", f"ckpt_path={ckpt}",
+                       *SAMPLES[benchmark], f"out={scores}"]  # fmt: skip
+            subprocess.run(command, cwd=ROOT, check=True)
         report = json.loads(scores.read_text())
         config = folder.name.rsplit("_s", 1)[0]
         rows.setdefault(config, []).append(report["metrics"])

@@ -45,10 +45,11 @@ CASES = {
     "digits": (32, 1, 32, 64, 64),
     "sngan": (32, 3, None, 64, 64),
     "resnet": (32, 3, None, 64, 64),
+    "r3gan": (32, 3, None, 64, 64),  # the reference's CIFAR-10 networks (20.7M + 20.7M)
     # networks so small that compute is negligible: what a step costs besides the kernels
     "overhead": (16, 1, 4, 8, 8),
 }
-ARCHITECTURES = ("sngan", "resnet")  # conf/model/<name>.yaml; our path only
+ARCHITECTURES = ("sngan", "resnet", "r3gan")  # conf/model/<name>.yaml; our path only
 
 
 def sync(device: torch.device) -> None:
@@ -317,9 +318,10 @@ def main() -> None:
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name_of}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40), "sngan": (2, 6), "resnet": (2, 4),
-                     "overhead": (20, 200)},
+                     "r3gan": (1, 2), "overhead": (20, 200)},
              "cuda": {"dcgan64": (20, 100), "digits": (20, 200), "sngan": (20, 100),
-                      "resnet": (20, 100), "overhead": (20, 200)}}[device.type]  # fmt: skip
+                      "resnet": (20, 100), "r3gan": (10, 50),
+                      "overhead": (20, 200)}}[device.type]  # fmt: skip
     overhead_line = None
     ratio_line = None
     cases = args.cases or [c for c in CASES if device.type == "cuda" or c not in ARCHITECTURES]

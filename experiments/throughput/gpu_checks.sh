@@ -29,4 +29,9 @@ check() {
   check dcgan_conditional_lecam_bf16_compile model.conditional=true model.lecam_weight=0.3 \
     model.compile=true trainer.precision=bf16-mixed model.penalty=r2 model.penalty_weight=0.1
   python -m experiments.throughput.bench --device cuda --rounds 2 --cases sngan
+  # issue 28: R3GAN's CIFAR-10 networks (fp32 and bf16-mixed), and its preset's step (RpGAN,
+  # R1 + R2 double backward, schedules, augmentation) for a few batches of fake CIFAR-shaped data
+  python -m experiments.throughput.bench --device cuda --rounds 2 --cases r3gan
+  check r3gan_cifar10_bf16 experiment=r3gan_cifar10 data=fake data.channels=3 data.image_size=32 \
+    model.conditional=false data.batch_size=128 trainer.precision=bf16-mixed
 ) 2>&1 | grep --line-buffered -v -e "^GPU available" -e "^TPU available" -e "Tip:" -e "stopped:" | tee "$OUT/bench_gpu.txt"
