@@ -106,14 +106,14 @@ def test_ada_moves_p_toward_the_target_by_the_published_step_and_keeps_it_in_0_1
     ada = Augment(["xflip"], p=0.5, target=0.6, interval=2, speed_images=1000)
     mean = lambda t: t  # noqa: E731  (one rank)
     confident = torch.full((10,), 3.0)  # sign +1 on every real image: r_t = 1 > 0.6
-    assert "train/ada_rt" not in ada.observe(confident, 1, 10, mean)
+    assert "train/ada_rt" not in ada.observe(lambda: confident, 1, 10, mean)
     assert float(ada.p) == 0.5  # adjusted only every `interval` batches
-    logs = ada.observe(confident, 2, 10, mean)
+    logs = ada.observe(lambda: confident, 2, 10, mean)
     assert float(logs["train/ada_rt"]) == 1.0
     assert float(ada.p) == pytest.approx(0.5 + 2 * 10 / 1000)
     unsure = torch.tensor([1.0, -1.0, -2.0, 4.0, -1.0])  # r_t = -0.2 < 0.6: p falls
     for batch in range(3, 200):
-        ada.observe(unsure, batch, 10, mean)
+        ada.observe(lambda: unsure, batch, 10, mean)
     assert float(ada.p) == 0.0
     assert ada.signs.tolist() == [-1.0, 5.0]  # the odd batch since the last adjustment
 
@@ -129,7 +129,7 @@ def test_ada_averages_r_t_over_ranks_before_moving_p():
         ada.signs.zero_()
     mean = lambda _: (stats[id(a)] + stats[id(b)]) / 2  # noqa: E731
     for ada in (a, b):
-        ada.observe(torch.zeros(0), 1, 8, mean)
+        ada.observe(lambda: torch.zeros(0), 1, 8, mean)
     assert float(a.p) == float(b.p) < 0.5
 
 
@@ -172,3 +172,18 @@ def test_resume_with_schedules_and_ada_is_bitwise(train_entry, tmp_path):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
+
+
+def test_each_loss_gives_ada_the_verdict_at_its_own_boundary():
+    """r_t = E[sign(verdict)]: least squares separates at 0.5 (targets 1 and 0), so logits of
+    0.3 are taken for fake although positive; the relativistic losses compare with fake."""
+    from src.models.losses import LOSSES
+
+    real, fake = torch.tensor([0.3, 0.7, 2.0]), torch.tensor([0.5, 1.0, 1.0])
+    expected = {
+        "bce": [1, 1, 1], "hinge": [1, 1, 1], "least_squares": [-1, 1, 1],
+        "wasserstein": [-1, -1, 1], "relativistic": [-1, -1, 1], "rpgan": [-1, -1, 1],
+    }  # fmt: skip
+    assert set(expected) == set(LOSSES)
+    for name, signs in expected.items():
+        assert LOSSES[name]().verdict(real, fake).sign().tolist() == signs, name

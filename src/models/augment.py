@@ -143,13 +143,15 @@ class Augment(nn.Module):
 
     @torch.no_grad()
     def observe(
-        self, real_logits: torch.Tensor, batch_number: int, images_per_batch: int,
+        self, verdict: Callable[[], torch.Tensor], batch_number: int, images_per_batch: int,
         mean_over_ranks: Callable[[torch.Tensor], torch.Tensor],
     ) -> dict[str, torch.Tensor]:  # fmt: skip
-        """Counts sign(D(real)) and, every `interval` batches, moves p (adaptive only)."""
+        """Counts the signs of D's verdict on the real images (positive: taken for real, by the
+        loss's own boundary: `Loss.verdict`) and, every `interval` batches, moves p; nothing,
+        and `verdict` is not evaluated, unless p is adaptive."""
         if not self.adaptive:
             return {}
-        signs = real_logits.detach().float().flatten()
+        signs = verdict().detach().float().flatten()
         self.signs += torch.stack([signs.sign().sum(), signs.new_tensor(signs.numel())])
         logs = {"train/augment_p": self.p.clone()}
         if batch_number % self.interval == 0:

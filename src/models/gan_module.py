@@ -138,9 +138,10 @@ class GANModule(LightningModule):
         real_seen = Seen(real_in, labels, *self.critic(real_in, labels))
         fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
         d_loss = self.loss.discriminator(real_seen.logits, fake_seen.logits)
-        adapted = self.augmentation.observe(real_seen.logits, batch_number,
-                                            real.shape[0] * self.trainer.world_size,
-                                            self.mean_over_ranks)  # fmt: skip
+        adapted = self.augmentation.observe(
+            lambda: self.loss.verdict(real_seen.logits, fake_seen.logits), batch_number,
+            real.shape[0] * self.trainer.world_size, self.mean_over_ranks,
+        )  # fmt: skip
         step = DStep(real_seen, fake_seen, self.eager_critic, batch_number, self.mean_over_ranks)
         d_loss = add_terms(d_loss, (term.d_term(step) for term in self.regularizers.values()))
         opt_d.zero_grad(set_to_none=True)

@@ -25,6 +25,11 @@ class Loss:
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Per real image, positive where D takes it for real under this loss (ADA's r_t is the
+        mean sign): the logit itself where the loss separates at 0 (BCE, hinge)."""
+        return real.float()
+
 
 class BCE(Loss):
     """The article's minimax game (Goodfellow et al. 2014); G non-saturating or minimax."""
@@ -59,6 +64,10 @@ class Wasserstein(Loss):
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return -fake.float().mean()
 
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """A critic has no threshold: above the generated images' mean score."""
+        return real.float() - fake.float().mean()
+
 
 class LeastSquares(Loss):
     """LSGAN (Mao et al. 2017) with targets 1 for real and 0 for fake."""
@@ -68,6 +77,10 @@ class LeastSquares(Loss):
 
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return 0.5 * (fake.float() - 1).pow(2).mean()
+
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Closer to the real target 1 than to the fake target 0."""
+        return real.float() - 0.5
 
 
 class RelativisticAverage(Loss):
@@ -83,6 +96,9 @@ class RelativisticAverage(Loss):
         r, f = real.float(), fake.float()
         return F.softplus(-(f - r.mean())).mean() + F.softplus(r - f.mean()).mean()
 
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return real.float() - fake.float().mean()
+
 
 class RelativisticPairing(Loss):
     """RpGAN (R3GAN, Huang et al. 2024): real image i against generated image i, element-wise
@@ -95,6 +111,10 @@ class RelativisticPairing(Loss):
 
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return F.softplus(-(fake.float() - real.float())).mean()
+
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Real image i against generated image i (R3GAN logs these signs)."""
+        return real.float() - fake.float()
 
 
 # model.loss -> its class: adding a loss is a class and a line here
