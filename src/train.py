@@ -17,9 +17,6 @@ from src.utils.checkpoint import resolve_ckpt_path
 from src.utils.instantiators import instantiate, instantiate_list
 from src.utils.rundir import RunDirectory
 
-RECIPE_STEPS = 80 * 28  # the default recipe: 80 epochs of the digits, 28 batches of 64 each
-SHORT_RUN = RECIPE_STEPS // 4  # a decaying lr over fewer steps is far shorter than expected
-
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Checks, builds and fits; returns the trainer's metrics. Raises ConfigError for a user
@@ -61,7 +58,6 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')}); parameters: G "
             f"{count(model.generator):,}, D {count(model.discriminator):,}"
         )
-        short_run_note(cfg, batches_per_epoch(datamodule, cfg.data.batch_size))
         if cfg.get("ckpt_path") == "auto":
             found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
             rank_zero_info(f"ckpt_path=auto: {found}")
@@ -71,35 +67,6 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             # weights_only: a checkpoint is data, never code (a pickle payload is refused).
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return dict(trainer.callback_metrics)
-
-
-def batches_per_epoch(datamodule: Any, batch_size: int) -> int | None:
-    """From the dataset; None when it is still to be downloaded (Lightning's prepare_data)."""
-    if datamodule.hparams.get("download"):
-        return None
-    datamodule.setup("fit")
-    return max(1, len(datamodule.dataset) // batch_size)
-
-
-def short_run_note(cfg: DictConfig, batches: int | None) -> None:
-    """One line when a decaying lr schedule is squeezed into far fewer steps than the recipe
-    was chosen at (it reaches 0 at the last epoch, so a 4-epoch run of the digits decays from
-    epoch 2 and shows less than it could); counted in steps, so a large dataset's few epochs
-    are not short."""
-    from pytorch_lightning.utilities import rank_zero_info
-
-    epochs, schedule = cfg.trainer.get("max_epochs"), cfg.optimizer.get("scheduler")
-    whole_epochs = cfg.trainer.get("limit_train_batches") in (None, 1.0)  # not a smoke run
-    if not (schedule and whole_epochs and epochs is not None and batches):
-        return
-    if 0 < epochs * batches < SHORT_RUN:
-        start = int(epochs * schedule.get("decay_start", 0))
-        rank_zero_info(
-            f"Note: trainer.max_epochs={epochs} is {epochs * batches:,} steps, far fewer than "
-            f"the {RECIPE_STEPS:,} (80 epochs of the digits) the default recipe was chosen at "
-            f"(optimizer.scheduler's lr falls from epoch {start} to 0 at the last): expect "
-            "samples far from docs/RESULTS.md's (README: how long to train)"
-        )
 
 
 def count(net: Any) -> int:

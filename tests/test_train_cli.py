@@ -9,7 +9,6 @@ import torch
 import yaml
 from PIL import Image
 
-from src.train import compose_config, short_run_note
 from tests.conftest import ROOT, TINY, run_cli
 
 METRICS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
@@ -457,12 +456,22 @@ def test_console_is_quiet_and_a_short_decaying_run_says_so(tmp_path, caplog):
     (note,) = [line for line in console.splitlines() if "Note: trainer.max" in line]
     assert "trainer.max_epochs=2" in note and "from epoch 1 to 0" in note
     assert "parameters: G" in console and "Run directory:" in console
-    for quiet, batches in ((["optimizer=adam"], 28), (["debug=fast"], 28),
-                           (["trainer.max_epochs=40"], 28), ([], 400)):  # fmt: skip
+    from types import SimpleNamespace
+
+    from src.callbacks.progress import ShortRunNote
+
+    schedule = SimpleNamespace(decay_start=0.5)
+    # no schedule, a smoke run's part of each epoch, 40 epochs of the digits, a larger dataset
+    for schedules, limit, epochs, batches in ((None, 1.0, 2, 28), ([schedule], 4, 2, 28),
+                                              ([schedule], 1.0, 40, 28),
+                                              ([schedule], 1.0, 2, 400)):  # fmt: skip
+        trainer = SimpleNamespace(max_epochs=epochs, num_training_batches=batches,
+                                  limit_train_batches=limit)  # fmt: skip
         caplog.clear()
         with caplog.at_level("INFO"):
-            short_run_note(compose_config([*short, *quiet]), batches)  # 400: a larger dataset
-        assert "Note:" not in caplog.text, quiet
+            module = SimpleNamespace(lr_schedulers=lambda s=schedules: s)
+            ShortRunNote().on_train_start(trainer, module)
+        assert "Note:" not in caplog.text, (schedules, limit, epochs, batches)
 
 
 def test_sweep_jobs_that_share_their_values_keep_apart(tmp_path):

@@ -1,11 +1,12 @@
-"""Progress that reads in a terminal and in a log file."""
+"""Progress that reads in a terminal and in a log file, and a note when a run is far shorter
+than its lr schedule's recipe."""
 
 import sys
 import time
 
-from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import TQDMProgressBar
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from src.errors import integer
 
@@ -47,3 +48,35 @@ class ProgressBar(TQDMProgressBar):
         seconds = time.perf_counter() - self.started
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {values} ({seconds:.1f} s)",
               flush=True)  # fmt: skip
+
+
+RECIPE_STEPS = 80 * 28  # the default recipe: 80 epochs of the digits, 28 batches of 64 each
+
+
+class ShortRunNote(Callback):
+    """One line at the start when a decaying lr schedule is squeezed into far fewer steps (a
+    quarter) than the default recipe was chosen at: it reaches 0 at the last epoch, so a
+    4-epoch run of the digits decays from epoch 2 and shows less than it could. Counted in
+    this run's steps (`trainer.num_training_batches`), so a large dataset's few epochs are not
+    short; smoke runs (a part of each epoch) say nothing."""
+
+    def __init__(self, recipe_steps: int = RECIPE_STEPS, short: float = 0.25):
+        self.recipe_steps = integer("callbacks.short_run_note.recipe_steps", recipe_steps)
+        self.short = short
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        schedules = pl_module.lr_schedulers()
+        epochs, batches = trainer.max_epochs, trainer.num_training_batches
+        whole_epochs = trainer.limit_train_batches == 1.0
+        if not (schedules and whole_epochs and epochs and epochs > 0 and batches < float("inf")):
+            return
+        steps = int(epochs * batches)
+        if steps < self.short * self.recipe_steps:
+            first = schedules[0] if isinstance(schedules, list) else schedules
+            start = int(epochs * getattr(first, "decay_start", 0))
+            rank_zero_info(
+                f"Note: trainer.max_epochs={epochs} is {steps:,} steps, far fewer than the "
+                f"{self.recipe_steps:,} (80 epochs of the digits) the default recipe was chosen "
+                f"at (optimizer.scheduler's lr falls from epoch {start} to 0 at the last): "
+                "expect samples far from docs/RESULTS.md's (README: how long to train)"
+            )

@@ -61,6 +61,7 @@ class LinearDecayLR(torch.optim.lr_scheduler.LambdaLR):
         numeric = isinstance(decay_start, int | float) and not isinstance(decay_start, bool)
         if not (numeric and 0 <= decay_start < 1):
             raise ConfigError("optimizer.scheduler.decay_start", decay_start, "allowed: [0, 1)")
+        self.decay_start = decay_start
 
         def factor(step: int) -> float:
             if step == 0:
