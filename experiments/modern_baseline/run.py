@@ -123,7 +123,33 @@ def score(benchmark: str) -> None:
     (HERE / ("table.md" if benchmark == "stacked" else f"table_{benchmark}.md")).write_text(
         "\n".join(lines) + "\n"
     )
+    plot(rows, floor, benchmark)
     print("\n".join(lines))
+
+
+def plot(rows: dict[str, list[dict]], floor: dict | None, benchmark: str) -> None:
+    """fid_<benchmark>.png: domain FID against recall, each seed a dot and each config's mean
+    a cross, the real-vs-real floor a star: fidelity and diversity on one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for config, runs in sorted(rows.items()):
+        recall, fid = [r["recall"] for r in runs], [r["fid_domain"] for r in runs]
+        (dots,) = axes.plot(recall, fid, "o", alpha=0.5)
+        axes.plot(statistics.mean(recall), statistics.mean(fid), "x", markersize=12,
+                  color=dots.get_color(), label=f"{config} ({len(runs)} seeds)")  # fmt: skip
+    if floor:
+        axes.plot(floor["recall"], floor["fid_domain"], "*", markersize=14, color="black",
+                  label="real vs real")  # fmt: skip
+    axes.set(xlabel="recall (diversity, higher is better)", yscale="log",
+             ylabel="domain FID (fidelity, lower is better)", title=f"{benchmark}")  # fmt: skip
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(HERE / f"fid_recall_{benchmark}.png", dpi=100)
+    plt.close(figure)
 
 
 def recognisable(folder: Path, report: dict) -> dict:
