@@ -46,6 +46,10 @@ CONFIGS = {
                            "model.penalty_weight=0.05"],
     # the default's DiffAugment translation, its p adaptive from 0 rather than fixed at 1
     "default-ada": [*ADA, "model.augment_p=0"],
+    # ADA at its published speed (p from 0 to 1 in 500k images; a digits run is 143k)
+    "default-ada500": ["model.ada_target=0.6", "model.augment_p=0"],
+    # the control: no augmentation at all
+    "default-noaug": ["model.augment=[]"],
     # ADA's pipeline as far as it is built here, p adaptive from 0
     "default-ada-full": [*ADA, "model.augment=[translation,xflip,rot90,color,cutout]",
                          "model.augment_p=0"],
