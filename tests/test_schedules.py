@@ -92,7 +92,6 @@ def test_each_batch_sets_the_values_of_the_images_seen_before_it():
         ({"schedules": {"lr": Cosine(1, 0, images=10, warmup_images=20)}},
          "model.schedules.lr.warmup_images=20: allowed: fewer than model.schedules.lr.images=10"),
         ({"schedules": {"lr": Cosine("high", 0)}}, "model.schedules.lr.start='high'"),
-        ({"ada_target": 0.6}, "model.ada_target=0.6: adapts the probability of model.augment"),
         ({"ada_target": 1.5, "augment": ["xflip"]}, r"model.ada_target=1.5: allowed: .*\(0, 1\)"),
         ({"augment_p": -0.1}, r"model.augment_p=-0.1: allowed: a number in \[0, 1\]"),
     ],
@@ -187,3 +186,11 @@ def test_each_loss_gives_ada_the_verdict_at_its_own_boundary():
     assert set(expected) == set(LOSSES)
     for name, signs in expected.items():
         assert LOSSES[name]().verdict(real, fake).sign().tolist() == signs, name
+
+
+def test_ada_without_policies_adapts_nothing():
+    """model.augment=[] under an adaptive default: no augmentation, no p, no error."""
+    module = tiny_module(augment=[], ada_target=0.6)
+    assert not module.augmentation.adaptive and "augmentation.p" not in module.state_dict()
+    images = torch.randn(2, 1, 16, 16)
+    assert module.augment(images) is images

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.errors import ConfigError, choice, integer, number
+from src.errors import choice, integer, number
 
 
 def translation(images: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
@@ -109,12 +109,9 @@ class Augment(nn.Module):
         p = number("model.augment_p", p, 0.0, 1.0)
         self.target = None
         if target is not None:
-            self.target = number("model.ada_target", target, 0.0, 1.0, low_open=True,
-                                 high_open=True)  # fmt: skip
-            if not self.policies:
-                raise ConfigError("model.ada_target", target,
-                                  "adapts the probability of model.augment's policies: name "
-                                  f"some ({', '.join(POLICIES)})")  # fmt: skip
+            number("model.ada_target", target, 0.0, 1.0, low_open=True, high_open=True)
+        if target is not None and self.policies:  # no policies: nothing to adapt
+            self.target = float(target)
             self.register_buffer("p", torch.tensor(p))
             self.register_buffer("signs", torch.zeros(2))  # sum of sign(D(real)), images
         else:
