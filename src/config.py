@@ -2,7 +2,7 @@
 a sensible setting, the seed, the data keys (the data module's own check, called early), G
 and D built for the data's shape, and the Trainer values that Lightning accepts although they
 would train nothing or start more processes than there are CPUs; then G, D and their
-optimizers are built once on no memory, so their constructors' own checks run before the
+optimizers are built once beforehand, so their constructors' own checks run before the
 heavy imports. Everything else is checked by the code that uses it (Lightning its own
 Trainer keys)."""
 
@@ -161,8 +161,10 @@ def check_processes(trainer: DictConfig) -> None:
 
 
 def dry_build(cfg: DictConfig) -> None:
-    """G and D built on the meta device (no memory, no random draws) and each network's
-    optimizer for one parameter, exactly as `fit` builds them: what their constructors refuse
+    """G and D built on the CPU under a forked RNG (the run's random draws are untouched; the
+    meta device would take no memory but runs spectral norm's power iteration ten times
+    slower) and each network's optimizer for one parameter, as `fit` builds them: what their
+    constructors refuse
     (a size or width an architecture lacks, torch's optimizer arguments) is said in the time
     it takes to import torch, not after Lightning and the data (experiments/error_latency)."""
     import torch
@@ -171,7 +173,7 @@ def dry_build(cfg: DictConfig) -> None:
     from src.utils.instantiators import instantiate
 
     classes = 2 if cfg.model.get("conditional") else 0  # the data's count is known later
-    with torch.device("meta"):
+    with torch.random.fork_rng(devices=[]):
         for net in ("generator", "discriminator"):
             if "_target_" in cfg.model.get(net, {}):
                 instantiate(cfg.model[net], num_classes=classes)

@@ -458,6 +458,7 @@ MEANINGFUL = {
     "callbacks.model_checkpoint.save_top_k": {"-1"},
     "callbacks.model_checkpoint.every_n_epochs": {"null"},
     "callbacks.progress_bar.refresh_rate": {"-1"},
+    "model.ada_target": {"null"},  # a fixed p (model.augment_p)
 }
 
 

@@ -189,7 +189,8 @@ PRESETS = {
 }
 
 
-SLOW_PRESETS = ("resnet_cifar10", "wgan_gp_cifar10")  # n_dis 5 with a penalty / the ResNet
+# n_dis 5 with a penalty / the ResNet / R3GAN's double backward at 32 and 64 pixels
+SLOW_PRESETS = ("resnet_cifar10", "wgan_gp_cifar10", "r3gan_cifar10", "r3gan_ffhq64")
 # the last of FFHQ-64's stages is half as wide: 16 wide at tiny sizes, so 8 (one group) there
 WIDER = {"r3gan_ffhq64": ["model.generator.ngf=16", "model.discriminator.ndf=16"]}
 

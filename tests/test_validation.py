@@ -109,7 +109,9 @@ EARLY = [  # the three that were found only after Lightning and the data (3.2-3.
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("mistake", EARLY)
+@pytest.mark.parametrize(
+    "mistake", [m if m == EARLY[0] else pytest.param(m, marks=pytest.mark.slow) for m in EARLY]
+)
 def test_config_mistakes_are_reported_before_lightning_is_imported(mistake, tmp_path):
     """What G's, D's and the optimizers' constructors refuse, the data keys and the CPU-process
     bound are found in the time it takes to import torch (experiments/error_latency)."""

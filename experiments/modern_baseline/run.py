@@ -4,8 +4,8 @@ budget (~4,000 steps), several seeds, every run scored by `python -m src.evaluat
 
     python -m experiments.modern_baseline.run train --seeds 1 2 3 [--only default r3gan-32]
     python -m experiments.modern_baseline.run score            # table.md from the scores
-    python -m experiments.modern_baseline.run train --benchmark digits --only default default-ada \
-        default-ada-full
+    python -m experiments.modern_baseline.run train --benchmark digits --only default diffaugment \
+        default-ada500 default-noaug default-ada-full
     python -m experiments.modern_baseline.run score --benchmark digits   # table_digits.md
 
 `train` runs two configurations side by side with one thread each into
@@ -33,26 +33,24 @@ BENCHMARKS = {
     "stacked": ["data=stacked_digits", "data.num_images=25600", "trainer.max_epochs=6"],
     "digits": [],
 }
-# ADA (Karras et al. 2020) as published (every policy, p from 0, target 0.6), but p moving
-# 0 -> 1 in 100k images rather than 500k: a digits run is 143k images
-ADA = ["model.ada_target=0.6", "model.ada_images=100000"]
 R3GAN_OPTIMIZER = [  # R3GAN's Adam: beta1 0, beta2 0.99 (its start), lr 2e-4, constant here
     "optimizer=adam", "optimizer.lr=2e-4", "optimizer.generator.betas=[0.0,0.99]",
     "optimizer.discriminator.betas=[0.0,0.99]",
 ]  # fmt: skip
 CONFIGS = {
-    "default": [],  # least squares, spectral-norm DCGAN D, Adam 4e-4 decayed, mixture prior
-    "default-rpgan-r1r2": ["model.loss=rpgan", "model.penalty=[r1,r2]",
-                           "model.penalty_weight=0.05"],
-    # the default's DiffAugment translation, its p adaptive from 0 rather than fixed at 1
-    "default-ada": [*ADA, "model.augment_p=0"],
+    # least squares, spectral-norm DCGAN D, Adam 4e-4 decayed, mixture prior, and (since
+    # 2026-12-02) ADA: translation with p adaptive from 0 (target 0.6, 0 -> 1 in 100k images)
+    "default": [],
+    # the default until 2026-12-02: DiffAugment's translation on every image (p = 1)
+    "diffaugment": ["model.ada_target=null", "model.augment_p=1"],
     # ADA at its published speed (p from 0 to 1 in 500k images; a digits run is 143k)
-    "default-ada500": ["model.ada_target=0.6", "model.augment_p=0"],
+    "default-ada500": ["model.ada_images=500000"],
     # the control: no augmentation at all
     "default-noaug": ["model.augment=[]"],
     # ADA's pipeline as far as it is built here, p adaptive from 0
-    "default-ada-full": [*ADA, "model.augment=[translation,xflip,rot90,color,cutout]",
-                         "model.augment_p=0"],
+    "default-ada-full": ["model.augment=[translation,xflip,rot90,color,cutout]"],
+    "default-rpgan-r1r2": ["model.loss=rpgan", "model.penalty=[r1,r2]",
+                           "model.penalty_weight=0.05"],
     # R3GAN at a CPU width: every stage 32 wide (groups of 16), 2 blocks, gamma 0.05, EMA
     "r3gan-32": ["model=r3gan", "model.generator.ngf=32", "model.discriminator.ndf=32",
                  *R3GAN_OPTIMIZER],
