@@ -64,7 +64,9 @@ class DumpWeights(Callback):
         params = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
         shared = [n for n, _ in pl_module.named_buffers() if n.endswith(("_u", "_v"))]
         shared += [f"regularizers.{n}" for n, _ in pl_module.regularizers.named_buffers()]
-        shared += [f"augmentation.{n}" for n, _ in pl_module.augmentation.named_buffers()]
+        # ADA's p (each rank's sign counts are its own until they are averaged into p)
+        shared += [f"augmentation.{n}" for n, _ in pl_module.augmentation.named_buffers()
+                   if n == "p"]  # fmt: skip
         buffers = dict(pl_module.named_buffers())
         params |= {n: buffers[n].cpu().clone() for n in shared}
         torch.save(params, f"{self.dirpath}/rank_{trainer.global_rank}.pt")
