@@ -64,3 +64,10 @@ def test_sampler_yields_whole_batches_of_its_shard():
 def test_a_batch_larger_than_the_shard_is_a_clear_error():
     with pytest.raises(ValueError, match="data.batch_size=64"):
         EpochSampler(100, batch_size=64, seed=0, rank=0, world_size=2)
+
+
+def test_index_batches_come_on_the_datas_device():
+    """The resident path's index batches are made on the data's device once per epoch (meta
+    stands in for CUDA here), so no batch copies indices from the host."""
+    sampler = EpochSampler(100, batch_size=8, seed=0, batches=True, device="meta")
+    assert {batch.device.type for batch in sampler} == {"meta"}

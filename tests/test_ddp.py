@@ -30,14 +30,18 @@ def run_cli(*args, **kwargs):
     return run_in_any_process(*args, fresh_process=True, **kwargs)
 
 
-@pytest.mark.parametrize("norm", ["batch", "spectral"])
-def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm):
+@pytest.mark.parametrize(
+    ("norm", "cuda_graph"), [("batch", False), ("spectral", False), ("spectral", True)]
+)
+def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm, cuda_graph):
     """With spectral norm the power-iteration vectors (buffers) stay identical too, an R1
     penalty's gradients (a double backward) are part of the one all-reduce, and LeCam's
-    moving averages (buffers) and ADA's p are taken over the global batch."""
+    moving averages (buffers) and ADA's p are taken over the global batch; the same through
+    model.cuda_graph's capture-ready step (its all-reduces inside, its step count kept)."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
+        f"model.cuda_graph={str(cuda_graph).lower()}",
         f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
         *(["model.penalty=r1", "model.penalty_weight=1", "model.lecam_weight=0.3",
            "model.ada_target=0.6", "model.ada_interval=2", "model.ada_images=1000",

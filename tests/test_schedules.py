@@ -46,7 +46,7 @@ class Record(Callback):
             "lr": (opt_d.param_groups[0]["lr"], opt_g.param_groups[0]["lr"]),
             "beta2": (opt_d.param_groups[0]["betas"][1], opt_g.param_groups[0]["betas"][1]),
             "gamma": module.regularizers["r1"].weight,
-            "ema": module.generator_ema.scheduled_decay,
+            "ema": float(module.generator_ema.scheduled_decay),
             "p": module.augmentation.p,
         })  # fmt: skip
 

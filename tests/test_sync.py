@@ -13,6 +13,8 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from src.models.dcgan import Discriminator
+from src.models.schedules import Cosine
 from tests.helpers import fit_batches, tiny_module
 
 LOG_EVERY, BATCHES = 5, 15
@@ -26,9 +28,26 @@ class BatchIndex(Callback):
         BatchIndex.current = batch_idx
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimizer):
-    module = tiny_module(optimizer, augment=["translation"])
+# every part a step can have on (EMA, spectral norm, LeCam, a lazy R1, ADA, schedules), in the
+# eager step and in model.cuda_graph's capture-ready one (what a CUDA graph would replay)
+EVERY_PART = dict(
+    ema_decay=0.99, lecam_weight=0.3, penalty="r1", penalty_weight=1.0, penalty_every=3,
+    augment=["translation", "xflip"], augment_p=0.2, ada_target=0.6, ada_interval=2,
+    schedules={"lr": Cosine(1.0, 0.3), "penalty_weight": Cosine(1.0, 0.1),
+               "ema_half_life": Cosine(0.0, 100.0)},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "parts"),
+    [("adam", {}), ("sgd", {}), ("adam", EVERY_PART), ("adam", EVERY_PART | {"cuda_graph": True})],
+    ids=["adam", "sgd", "every-part", "every-part-cuda-graph"],
+)
+def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimizer, parts):
+    discriminator = Discriminator(16, 1, ndf=4, norm="spectral") if parts else None
+    module = tiny_module(
+        optimizer, discriminator=discriminator, **({"augment": ["translation"]} | parts)
+    )
     calls: Counter = Counter()
     for name in SYNCING:
         original = getattr(torch.Tensor, name)

@@ -116,7 +116,7 @@ class Ours:
 
     def __init__(
         self, size, channels, width, batch, device, precision="32-true", compile=False,
-        channels_last=True, architecture=None,
+        channels_last=True, architecture=None, cuda_graph=False,
     ):  # fmt: skip
         from src.data.fake import FakeDataModule
         from src.models.gan_module import GANModule
@@ -133,7 +133,7 @@ class Ours:
             generator,
             discriminator,
             optimizer_g=adam, optimizer_d=adam, loss="bce", augment=[], compile=compile,
-            channels_last=channels_last,
+            channels_last=channels_last, cuda_graph=cuda_graph,
         )  # fmt: skip
         self.make_data = lambda n: FakeDataModule(
             num_images=n, image_size=size, channels=channels, batch_size=batch
@@ -205,21 +205,61 @@ def startup_seconds(logger: str) -> float:
     return float(out.stdout.split("FIRST_STEP_AT=")[1].split()[0])
 
 
+GRAPHED = {  # model.cuda_graph (on CPU: its capture-ready path, eagerly)
+    "ours + cuda graph": {"cuda_graph": True},
+    "ours bf16-mixed + cuda graph": {"precision": "bf16-mixed", "cuda_graph": True},
+}
+SCAN_BATCHES = (128, 256, 512, 1024, 2048)  # --scan: 64x64 DCGAN, graph-captured
+
+
 def variants(device: torch.device, case: str = "") -> dict[str, dict]:
     if case == "overhead":
-        return {"plain": {}, "ours": {}}
+        return {"plain": {}, "ours": {}, "ours, capture-ready path": {"cuda_graph": True}}
     if case in ARCHITECTURES:
-        precisions = {"ours": {}, "ours bf16-mixed": {"precision": "bf16-mixed"}}
+        precisions = {"ours": {}, "ours bf16-mixed": {"precision": "bf16-mixed"}, **GRAPHED}
         options = precisions if device.type == "cuda" else {"ours": {}}
         return {name: {**value, "architecture": case} for name, value in options.items()}
     if device.type == "cpu":  # + one ablation: our step without channels_last
         return {"plain": {}, "ours": {}, "ours, contiguous NCHW": {"channels_last": False}}
     return {
         "plain": {},
+        **GRAPHED,
         "ours": {},
         "ours bf16-mixed": {"precision": "bf16-mixed"},
         "ours bf16-mixed + compile": {"precision": "bf16-mixed", "compile": True},
     }
+
+
+def bf16_matmul_tflops(device: torch.device, n: int = 8192, repeats: int = 20) -> float:
+    """The chip's bf16 rate as this software reaches it: a large square matmul, timed."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def batch_scan(device: torch.device, rounds: int) -> None:
+    """64x64 DCGAN, graph-captured fp32 and bf16-mixed, from batch 128 to 2048: images/s,
+    TFLOP/s, its share of the measured bf16 matmul rate, peak GPU memory."""
+    rate = bf16_matmul_tflops(device)
+    print(f"\nbatch scan, 64x64 DCGAN; bf16 matmul rate measured here: {rate:.0f} TFLOP/s")
+    size, channels, width, _, _ = CASES["dcgan64"]
+    for batch in SCAN_BATCHES:
+        for name, options in GRAPHED.items():
+            torch.cuda.reset_peak_memory_stats(device)
+            runner = Ours(size, channels, width, batch, device, **options)
+            speed = statistics.median(runner.run(10, 30) for _ in range(rounds))
+            tflops = speed * GFLOP_PER_IMAGE_64 / 1e3
+            memory = torch.cuda.max_memory_allocated(device) / 2**20
+            print(f"  batch {batch:5d} {name:30s} {speed:10.0f} images/s {tflops:6.1f} TFLOP/s "
+                  f"({100 * tflops / rate:4.1f}% of bf16 matmul), peak {memory:,.0f} MiB",
+                  flush=True)  # fmt: skip
 
 
 def build(name: str, case: str, device: torch.device, options: dict):
@@ -304,6 +344,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", nargs="+", help="default: all on GPU; dcgan64 digits on CPU")
     parser.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--scan", action="store_true", help="GPU: the 64x64 batch scan only")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.memory_of:
@@ -317,6 +358,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     name_of = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name_of}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.scan:
+        return batch_scan(device, args.rounds)
     steps = {"cpu": {"dcgan64": (2, 6), "digits": (5, 40), "sngan": (2, 6), "resnet": (2, 4),
                      "r3gan": (1, 2), "overhead": (20, 200)},
              "cuda": {"dcgan64": (20, 100), "digits": (20, 200), "sngan": (20, 100),

@@ -4,8 +4,9 @@ Datasets yield uint8 CHW tensors already at (channels, image_size, image_size); 
 turned into floats in [-1, 1] on the training device (`on_after_batch_transfer`).
 
 - resident: the whole dataset decoded once into one uint8 tensor (cached on disk, keyed by
-  content), kept on the training device; each step slices a batch by index. No per-sample
-  Python work and no worker processes.
+  content), kept on the training device; each step slices a batch by index, the epoch's
+  order copied to the device once per epoch. No per-sample Python work, no worker processes
+  and no host-to-device copy per batch.
 - streaming: a DataLoader with workers, pinned memory and persistent workers for data
   too large to hold (CelebA, LSUN, big folders).
 
@@ -266,7 +267,7 @@ class ImageDataModule(LightningDataModule):
         if self.images is not None:
             self.images = self.images.to(device)
             sampler = EpochSampler(
-                len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch
+                len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch, device
             )
             return DataLoader(
                 self.with_labels(UInt8Images(self.images), device), batch_size=None,

@@ -38,6 +38,7 @@ class EpochSampler(DistributedSampler):
         world_size: int = 1,
         batches: bool = False,
         epoch_source: Callable[[], int] | None = None,
+        device: torch.device | str = "cpu",
     ):
         super().__init__(
             range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
@@ -50,6 +51,9 @@ class EpochSampler(DistributedSampler):
         # from an end-of-epoch checkpoint the sampler is iterated before Lightning's epoch
         # counters catch up, and the first resumed epoch would replay epoch 0's order.
         self.epoch_source = epoch_source
+        # index batches on the data's device: one copy of the epoch's order per epoch, none per
+        # batch (a host-to-GPU copy from pageable memory waits for the GPU to catch up)
+        self.device = torch.device(device)
         self.batches_per_epoch = (num_items // world_size) // batch_size
         if self.batches_per_epoch == 0:
             raise ConfigError(
@@ -67,7 +71,7 @@ class EpochSampler(DistributedSampler):
     def __iter__(self) -> Iterator:
         indices = self.indices()
         if self.batches:
-            return iter(indices.split(self.batch_size))
+            return iter(indices.to(self.device).split(self.batch_size))
         return iter(indices.tolist())
 
     def __len__(self) -> int:

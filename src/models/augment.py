@@ -124,10 +124,10 @@ class Augment(nn.Module):
         return self.target is not None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        p = self.p
-        if not self.adaptive and p >= 1:  # DiffAugment: no draws beyond the transforms' own
+        p = self.p  # a tensor when adaptive or scheduled under model.cuda_graph: no host read
+        if isinstance(p, float) and p >= 1:  # DiffAugment: no draws beyond the transforms' own
             return diff_augment(images, self.policies)
-        if not self.adaptive and p <= 0:
+        if isinstance(p, float) and p <= 0:
             return images
         for name in self.policies:
             applied = per_image(images, 1, 1, 1) < p
@@ -136,7 +136,14 @@ class Augment(nn.Module):
 
     def set_probability(self, p: float) -> None:
         """A scheduled p (R3GAN's), set before each batch (not with an adaptive p)."""
-        self.p = float(p)
+        if isinstance(self.p, torch.Tensor):  # read by a CUDA graph (GANModule.on_train_start)
+            self.p.fill_(p)
+        else:
+            self.p = float(p)
+
+    def updates(self, batch_number: int) -> bool:
+        """Whether the adaptive p moves after this batch (a branch of the step: its graph's key)."""
+        return self.adaptive and batch_number % self.interval == 0
 
     @torch.no_grad()
     def observe(
@@ -149,9 +156,9 @@ class Augment(nn.Module):
         if not self.adaptive:
             return {}
         signs = verdict().detach().float().flatten()
-        self.signs += torch.stack([signs.sign().sum(), signs.new_tensor(signs.numel())])
+        self.signs += torch.stack([signs.sign().sum(), signs.new_full((), signs.numel())])
         logs = {"train/augment_p": self.p.clone()}
-        if batch_number % self.interval == 0:
+        if self.updates(batch_number):
             total, count = mean_over_ranks(self.signs).unbind()
             r_t = total / count.clamp(min=1)
             step = self.interval * images_per_batch / self.speed_images

@@ -1,47 +1,48 @@
 """An exponential moving average of G's weights for sampling (Karras et al. 2018; Yaz et al.
 2019): swa_utils.AveragedModel with a warm-up, and BatchNorm statistics measured for it."""
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 
-def ema_with_warmup(decay: Callable[[], float | None], limit: float) -> Callable[..., None]:
-    """swa_utils' EMA update with decay min(limit, (1 + n) / (10 + n)) after n updates, so early
-    random weights do not linger (computed on the device from AveragedModel's own counter), or
-    `decay()` itself when a schedule sets it (R3GAN's half-life ramp is its own warm-up)."""
-
-    @torch.no_grad()
-    def update(ema: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
-        scheduled = decay()
-        if scheduled is not None:
-            torch._foreach_lerp_(ema, current, 1 - scheduled)
-            return
-        n = n.to(ema[0].dtype)
-        warm = torch.clamp((1 + n) / (10 + n), max=limit)
-        torch._foreach_lerp_(ema, current, 1 - warm)
-
-    return update
-
-
 class EMAGenerator(AveragedModel):
-    """The averaged G; its update count is a buffer, so a resumed run continues the average."""
+    """The averaged G; its update count is a buffer, so a resumed run continues the average.
+    The decay is min(limit, (1 + n) / (10 + n)) after n updates, so early random weights do
+    not linger, or what a schedule sets (R3GAN's half-life ramp is its own warm-up)."""
 
     def __init__(self, generator: nn.Module, decay: float):
-        self.scheduled_decay: float | None = None
-        super().__init__(generator, multi_avg_fn=ema_with_warmup(self.current_decay, decay))
+        super().__init__(generator)
         self.requires_grad_(False)
+        self.limit = decay
+        # a scheduled decay, as a tensor the step (or its CUDA graph) reads: NaN until set
+        self.register_buffer("scheduled_decay", torch.tensor(float("nan")), persistent=False)
+        self.scheduled = False
         self._calibrated_at: int | None = None
-
-    def current_decay(self) -> float | None:
-        return self.scheduled_decay
 
     def set_half_life(self, half_life: float, batch: int) -> None:
         """The decay of the next updates from a half-life in images: 0.5^(batch / half-life)
         (R3GAN's, whose half-life ramps up from 0: early updates copy G)."""
-        self.scheduled_decay = 0.5 ** (batch / max(half_life, 1e-8))
+        self.scheduled_decay.fill_(0.5 ** (batch / max(half_life, 1e-8)))
+        self.scheduled = True
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        """swa_utils' update, without its two host reads of the count per call (it copies on
+        the first update and branches on n > 0): here the first update is a lerp of weight 1,
+        an exact copy, and the decay is computed on the device."""
+        n = self.n_averaged.to(self.scheduled_decay.dtype)
+        decay = self.scheduled_decay if self.scheduled else torch.clamp(
+            (1 + n) / (10 + n), max=self.limit
+        )  # fmt: skip
+        weight = torch.where(self.n_averaged == 0, 1.0, 1 - decay)
+        averaged = list(self.module.parameters())
+        torch._foreach_lerp_(averaged, [p.detach() for p in model.parameters()],
+                             [weight] * len(averaged))  # fmt: skip
+        buffers = list(self.module.buffers())  # BatchNorm's statistics follow G's (use_buffers)
+        if buffers:
+            torch._foreach_copy_(buffers, list(model.buffers()))
+        self.n_averaged += 1
 
     def calibrated(self, device: torch.device) -> nn.Module:
         """The averaged G with BatchNorm running statistics measured for its weights (they never

@@ -14,6 +14,7 @@ from src.metrics.evaluator import SampleQuality
 from src.metrics.quality import LOGGED
 from src.models.augment import Augment
 from src.models.ema import EMAGenerator
+from src.models.graphs import StepGraphs, StepKind, capture_blocker, capture_ready, set_value
 from src.models.health import HealthMonitor, step_unless
 from src.models.losses import build_loss
 from src.models.optim import build_optimizer, lr_scale
@@ -57,6 +58,7 @@ class GANModule(LightningModule):
         collapse_warn_steps: int = 200,
         channels_last: bool = True,
         compile: bool = False,
+        cuda_graph: bool = False,
         conditional: bool = False,
         condition: str = "projection",
         metrics: SampleQuality | None = None,
@@ -110,6 +112,7 @@ class GANModule(LightningModule):
         self.class_names: list[str] | None = None  # the data's class names, saved in checkpoints
         self.eval_noise: torch.Tensor | None = None  # the validation samples' fixed latents
         self._compiled = False
+        self.graphs: StepGraphs | None = None  # model.cuda_graph (set in on_train_start)
 
     # --- the training step -----------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -120,20 +123,38 @@ class GANModule(LightningModule):
         batch_number = self.trainer.fit_loop.total_batch_idx + 1
         g_turn = batch_number % self.d_steps_per_g_step == 0
         scheduled = self.apply_schedules(real.shape[0] * self.trainer.world_size)
+        if self.graphs is None:
+            return self.adversarial_step(real, labels, batch_number, g_turn) | scheduled
+        kind = StepKind(
+            g_turn, tuple(term.variant(batch_number) for term in self.regularizers.values()),
+            self.augmentation.updates(batch_number), tuple(real.shape),
+        )  # fmt: skip
+        logs = self.graphs(
+            kind, lambda inputs: self.adversarial_step(
+                inputs["real"], inputs["labels"], batch_number, g_turn
+            ), {"real": real, "labels": labels},
+        )  # fmt: skip
+        self.count_optimizer_steps(2 if g_turn else 1)
+        return logs | scheduled
+
+    def adversarial_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, batch_number: int, g_turn: bool
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """One batch of the game: D on real and generated images, then (on G's turns) G."""
         z, fake_labels = self.sample_inputs(real.shape[0], real.device)
         with torch.set_grad_enabled(g_turn):  # keep G's graph only when G steps on this batch
             fake = self.generator(z, fake_labels)
         logs = self.discriminator_step(real, labels, fake.detach(), fake_labels, batch_number)
         if g_turn:
             logs |= self.generator_step(real, labels, fake, fake_labels, z)
-        return logs | scheduled
+        return logs
 
     def discriminator_step(
         self, real: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor,
         fake_labels: torch.Tensor | None, batch_number: int,
     ) -> dict[str, torch.Tensor]:  # fmt: skip
         """D on real and on fake.detach() (no gradient reaches G), plus its regularizers."""
-        opt_d, _ = self.optimizers()
+        opt_d, _ = self.network_optimizers()
         real_in, fake_in = self.d_inputs(real, fake, batch_number)
         real_seen = Seen(real_in, labels, *self.critic(real_in, labels))
         fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
@@ -145,7 +166,7 @@ class GANModule(LightningModule):
         step = DStep(real_seen, fake_seen, self.eager_critic, batch_number, self.mean_over_ranks)
         d_loss = add_terms(d_loss, (term.d_term(step) for term in self.regularizers.values()))
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
+        self.backward_pass(d_loss)
         return {
             "train/loss_d": d_loss.detach(),
             "train/d_real": torch.sigmoid(real_seen.logits.detach()).mean(),
@@ -161,7 +182,7 @@ class GANModule(LightningModule):
     ) -> dict[str, torch.Tensor]:  # fmt: skip
         """G through the just-updated D. toggled_optimizer freezes D's weights, so backward
         computes only the input gradients G needs."""
-        _, opt_g = self.optimizers()
+        _, opt_g = self.network_optimizers()
         with self.toggled_optimizer(opt_g):
             fake_in = self.augment(fake)
             fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
@@ -173,13 +194,35 @@ class GANModule(LightningModule):
             step = GStep(fake_seen, fake, z)
             g_loss = add_terms(g_loss, (term.g_term(step) for term in self.regularizers.values()))
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
+            self.backward_pass(g_loss)
             skipped = self.step_if_finite(opt_g, g_loss, self.generator)
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
         return {"train/loss_g": g_loss.detach(), "g_skipped": skipped, **step.logs}
 
     # --- the parts the step calls ------------------------------------------------------------
+    def network_optimizers(self) -> tuple[Any, Any]:
+        """D's and G's optimizers: Lightning's wrappers, or under model.cuda_graph the optimizers
+        themselves (a replayed graph runs no Python, so no wrapper's hooks; steps are counted
+        by `count_optimizer_steps`)."""
+        return self.built_optimizers if self.graphs is not None else tuple(self.optimizers())
+
+    def backward_pass(self, loss: torch.Tensor) -> None:
+        """Lightning's manual backward (its precision plugin and hooks), or a plain backward
+        under model.cuda_graph (16-mixed, the one precision that changes it, is refused there)."""
+        if self.graphs is None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+
+    def count_optimizer_steps(self, steps: int) -> None:
+        """Lightning gap: its optimizer wrapper counts the steps (trainer.global_step: max_steps,
+        step-based checkpoints and logging) as it runs; a replayed graph bypasses it."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        for _ in range(steps):
+            progress.increment_ready()
+            progress.increment_completed()
+
     def sample_inputs(
         self, n: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -200,7 +243,9 @@ class GANModule(LightningModule):
                 *(t.input_grads(batch_number) for t in self.regularizers.values())
             )
         real_in, fake_in = self.augment(real), self.augment(fake)
-        return real_in.requires_grad_("real" in wanted), fake_in.requires_grad_("fake" in wanted)
+        # detached: with no augmentation D's input is the step's own (static) input tensor
+        real_in = real_in.detach().requires_grad_() if "real" in wanted else real_in
+        return real_in, fake_in.detach().requires_grad_() if "fake" in wanted else fake_in
 
     def critic(
         self, images: torch.Tensor, labels: torch.Tensor | None, eager: bool = False
@@ -248,15 +293,13 @@ class GANModule(LightningModule):
             return {}
         values = self.schedules.advance(images, self.scheduled_batches() * images)
         if "lr" in values:
-            for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
-                for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-                    group["lr"] = lr * self.lr_factor * values["lr"]
+            self.set_lrs(values["lr"])
         if "beta2" in values:
             for optimizer in self.built_optimizers:
                 for group in optimizer.param_groups:
                     group["betas"] = (group["betas"][0], values["beta2"])
         for term in self.penalties if "penalty_weight" in values else ():
-            term.weight = values["penalty_weight"]
+            set_value(vars(term), "weight", values["penalty_weight"])
         if "ema_half_life" in values:
             self.generator_ema.set_half_life(values["ema_half_life"], images)
         if "augment_p" in values:
@@ -385,6 +428,24 @@ class GANModule(LightningModule):
         nhwc = self.hparams.channels_last and not self.hparams.compile
         return torch.channels_last if nhwc else torch.contiguous_format
 
+    def on_train_start(self) -> None:
+        """model.cuda_graph: after any checkpoint is restored, what a graph reads becomes device
+        tensors (lr, scheduled penalty weights and p; the EMA decay always is one) and the
+        step runs from StepGraphs: captured on CUDA, the same path eagerly elsewhere."""
+        if not self.hparams.cuda_graph or self.graphs is not None:
+            return
+        for optimizer in self.built_optimizers:
+            capture_ready(optimizer, self.device)
+        scheduled = self.schedules.schedules if self.schedules is not None else {}
+        for term in self.penalties if "penalty_weight" in scheduled else ():
+            term.weight = torch.tensor(float(term.weight), device=self.device)
+        if "augment_p" in scheduled:
+            self.augmentation.p = torch.tensor(self.augmentation.p, device=self.device)
+        blocked = capture_blocker(self.built_optimizers, str(self.trainer.precision), scheduled)
+        if self.device.type != "cuda":
+            blocked = blocked or "no CUDA device (the same capture-ready path, uncaptured)"
+        self.graphs = StepGraphs(capture=True, blocked=blocked)
+
     def on_fit_start(self) -> None:
         """Every rank its own noise and augmentations: a seed drawn from the shared state (equal
         on all ranks after seed_everything or a resume) plus the rank."""
@@ -392,11 +453,15 @@ class GANModule(LightningModule):
             shared = int(torch.randint(0, 2**62, (1,)))
             torch.manual_seed(shared + self.global_rank)
 
-    def configure_optimizers(self) -> Any:
-        self.lr_factor = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
+    def set_lrs(self, factor: float = 1.0) -> None:
+        """Each group's lr: its configured lr x the scale_lr factor x `factor` (a schedule's)."""
         for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
             for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-                group["lr"] = lr * self.lr_factor
+                set_value(group, "lr", lr * self.lr_factor * factor)
+
+    def configure_optimizers(self) -> Any:
+        self.lr_factor = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
+        self.set_lrs()
         if self.scheduler is None:
             return list(self.built_optimizers)
         # each network's step count over the run, read when its schedule first steps (not

@@ -7,7 +7,7 @@ extra terms by `_target_`, the flat `model.penalty*`, `lecam_weight` and `mode_s
 keys build the standard ones (`standard_terms`).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -59,6 +59,11 @@ class Regularizer(nn.Module):
         """The sides ("real", "fake") whose D input must require grad before D runs on it."""
         return set()
 
+    def variant(self, batch: int) -> Hashable:
+        """What this term's Python branches depend on at `batch` (part of the key of the step's
+        CUDA graph, src/models/graphs.py): terms that act the same on every batch return None."""
+        return None
+
     def pair_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """The class labels G is asked for on this batch."""
         return labels
@@ -94,6 +99,9 @@ class Lazy(Regularizer):
 
     def due(self, batch: int) -> bool:
         return batch % self.every == 0
+
+    def variant(self, batch: int) -> bool:
+        return self.due(batch)
 
     def penalty(self, step: DStep) -> torch.Tensor:
         raise NotImplementedError
