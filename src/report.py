@@ -21,11 +21,10 @@ import yaml
 
 from src.cli import one_line_errors
 from src.errors import ConfigError
+from src.metrics.names import LOWER_IS_BETTER as METRICS_LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
 
-# src.metrics.quality's, without importing torchmetrics, and the losses
-LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid", "val/mode_kl", "train/loss_g",
-                   "train/loss_d")  # fmt: skip
+LOWER_IS_BETTER = (*METRICS_LOWER_IS_BETTER, "train/loss_g", "train/loss_d")
 
 
 @dataclass

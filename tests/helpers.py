@@ -167,3 +167,32 @@ def wandb_records(path) -> list:
         record.ParseFromString(chunk)
         records.append(record)
     return records
+
+
+def resumed_and_straight(train_entry, settings: list[str], tmp_path) -> tuple[dict, dict]:
+    """The last checkpoints of 2 epochs straight and of 1 epoch + a resume to 2 (`settings`
+    for each run of `train_entry`), loaded."""
+    from src.utils.checkpoint import load_checkpoint
+
+    status, err = train_entry(*settings, "trainer.max_epochs=2", run_dir=tmp_path / "full")
+    assert status == 0, err
+    status, err = train_entry(*settings, run_dir=tmp_path / "first")
+    assert status == 0, err
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    status, err = train_entry(
+        *settings, "trainer.max_epochs=2", f"ckpt_path={first}", run_dir=tmp_path / "resumed"
+    )
+    assert status == 0, err
+    return tuple(load_checkpoint(tmp_path / n / "checkpoints" / "last.ckpt")
+                 for n in ("full", "resumed"))  # fmt: skip
+
+
+def assert_same_state(a: dict, b: dict, optimizers: bool = False) -> None:
+    """Two checkpoints hold bitwise the same weights and buffers (and optimizer states)."""
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for p, state in opt_a["state"].items() if optimizers else ():
+            for key, value in state.items():
+                assert torch.equal(value, opt_b["state"][p][key]), (p, key)

@@ -462,7 +462,11 @@ MEANINGFUL = {
 }
 
 
-@pytest.mark.parametrize("key", numeric_keys())
+# every key in CI (the slow suite); every 4th in the default suite, which must stay quick
+@pytest.mark.parametrize("key", [
+    pytest.param(key, marks=() if i % 4 == 0 else pytest.mark.slow)
+    for i, key in enumerate(numeric_keys())
+])  # fmt: skip
 def test_property_every_numeric_key_refuses_bad_values_in_one_line(tmp_path, key):
     """One line naming the key, exit 2, nothing written beside the run: src.train's entry
     function in this process (`test_one_misuse_end_to_end_in_a_real_process` shows the same

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from src.metrics.quality import LOGGED
+from src.metrics.names import LOGGED
 from src.models.dcgan import Discriminator, Generator
 from src.models.losses import build_loss
 from src.utils.checkpoint import load_checkpoint

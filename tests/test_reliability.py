@@ -15,7 +15,13 @@ from src.errors import ConfigError
 from src.models.health import HealthMonitor
 from src.utils.checkpoint import load_checkpoint
 from tests.conftest import ROOT, TINY, run_cli
-from tests.helpers import PoisonedDiscriminator, fit_batches, tiny_module
+from tests.helpers import (
+    PoisonedDiscriminator,
+    assert_same_state,
+    fit_batches,
+    resumed_and_straight,
+    tiny_module,
+)
 
 DETERMINISTIC = ["trainer.deterministic=true", "logger=csv", "seed=3"]
 
@@ -37,13 +43,7 @@ def test_sigkilled_run_resumes_to_the_bitwise_same_weights(tmp_path):
     a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
     b = load_checkpoint(crashed / "checkpoints" / "last.ckpt")
     assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 30)
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for name, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][name]), name
-    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
-        for p, state in opt_a["state"].items():
-            for key, value in state.items():
-                assert torch.equal(value, opt_b["state"][p][key]), (p, key)
+    assert_same_state(a, b, optimizers=True)
 
 
 @pytest.mark.slow  # three training runs
@@ -55,24 +55,11 @@ def test_resume_with_spectral_norm_lazy_r1_and_lecam_is_bitwise(train_entry, tmp
     settings = ["model.generator.norm=spectral", "model.discriminator.norm=spectral",
                 "model.penalty=r1", "model.penalty_weight=1", "model.penalty_every=3",
                 "model.lecam_weight=0.3", "optimizer=adam"]  # fmt: skip
-    status, err = train_entry(*settings, "trainer.max_epochs=2", run_dir=tmp_path / "full")
-    assert status == 0, err
-    status, err = train_entry(*settings, run_dir=tmp_path / "first")
-    assert status == 0, err
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    status, err = train_entry(
-        *settings, "trainer.max_epochs=2", f"ckpt_path={first}", run_dir=tmp_path / "resumed"
-    )
-    assert status == 0, err
-    a, b = (
-        load_checkpoint(tmp_path / n / "checkpoints" / "last.ckpt") for n in ("full", "resumed")
-    )
+    a, b = resumed_and_straight(train_entry, settings, tmp_path)
     assert a["global_step"] == b["global_step"] == 16
     assert "regularizers.lecam.ema" in a["state_dict"]
     assert any(k.endswith("_u") for k in a["state_dict"])
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for name, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert_same_state(a, b)
     full, resumed = (penalty_column(tmp_path / n / "metrics.csv") for n in ("full", "resumed"))
     assert full[4:] == resumed  # the resumed epoch logged the same values
 

@@ -10,8 +10,7 @@ from pytorch_lightning import Callback
 from src.errors import ConfigError
 from src.models.augment import Augment
 from src.models.schedules import Cosine
-from src.utils.checkpoint import load_checkpoint
-from tests.helpers import fit_batches, tiny_module
+from tests.helpers import assert_same_state, fit_batches, resumed_and_straight, tiny_module
 
 
 def reference(cur_nimg, base_value, total_nimg, final_value=0.0, warmup_value=0.0, warmup_nimg=0):
@@ -154,23 +153,10 @@ def test_resume_with_schedules_and_ada_is_bitwise(train_entry, tmp_path):
         *(f"model.schedules.{name}.images=128" for name in ("beta2", "penalty_weight")),
         "model.schedules.ema_half_life.end=50", "model.schedules.ema_half_life.images=128",
     ]  # fmt: skip
-    status, err = train_entry(*settings, "trainer.max_epochs=2", run_dir=tmp_path / "full")
-    assert status == 0, err
-    status, err = train_entry(*settings, run_dir=tmp_path / "first")
-    assert status == 0, err
-    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    status, err = train_entry(
-        *settings, "trainer.max_epochs=2", f"ckpt_path={first}", run_dir=tmp_path / "resumed"
-    )
-    assert status == 0, err
-    a, b = (
-        load_checkpoint(tmp_path / n / "checkpoints" / "last.ckpt") for n in ("full", "resumed")
-    )
+    a, b = resumed_and_straight(train_entry, settings, tmp_path)
     assert int(a["state_dict"]["schedules._extra_state"]) == 8 * 16
     assert float(a["state_dict"]["augmentation.p"]) != 0.5  # moved, 3 x 16 / 1000 a step
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for name, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert_same_state(a, b)
 
 
 def test_each_loss_gives_ada_the_verdict_at_its_own_boundary():

@@ -353,7 +353,7 @@ def test_r3gan_trains_with_rpgan_r1_and_r2_and_generates(train_cli, tmp_path, co
 def test_the_wandb_sweep_file_builds_commands_that_src_train_accepts(tmp_path):
     """What `wandb agent` would run for a trial of conf/wandb_sweep.yaml: the command with
     ${args_no_hyphens} expanded to key=value pairs, composed as src.train would."""
-    from src.metrics.quality import LOGGED
+    from src.metrics.names import LOGGED
     from src.train import compose_config
 
     sweep = yaml.safe_load((ROOT / "conf" / "wandb_sweep.yaml").read_text())

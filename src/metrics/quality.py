@@ -17,15 +17,6 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 K_NEAREST = 5
-# what the validation loop logs, and under which names
-LOGGED = {
-    "fid_domain": "val/fid", "kid_domain": "val/kid", "precision": "val/precision",
-    "recall": "val/recall", "density": "val/density", "coverage": "val/coverage",
-    "class_coverage": "val/class_coverage", "class_accuracy": "val/class_accuracy",
-    "intra_fid": "val/intra_fid", "intra_precision": "val/intra_precision",
-    "intra_recall": "val/intra_recall", "modes": "val/modes", "mode_kl": "val/mode_kl",
-}  # fmt: skip
-LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid", "val/mode_kl")
 
 
 class Featurizer(nn.Module):

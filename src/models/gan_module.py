@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 
 from src.errors import ConfigError, integer, number
 from src.metrics.evaluator import SampleQuality
-from src.metrics.quality import LOGGED
+from src.metrics.names import LOGGED
 from src.models.augment import Augment
 from src.models.ema import EMAGenerator
 from src.models.graphs import StepGraphs, StepKind, capture_blocker, capture_ready, set_value

@@ -20,7 +20,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
-from src.metrics.quality import LOGGED, LOWER_IS_BETTER
+from src.metrics.names import LOGGED, LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
