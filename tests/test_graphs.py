@@ -87,12 +87,12 @@ def test_what_cannot_be_captured_is_named():
     assert "Adam is not fused" in capture_blocker([adam, foreach], "32-true")
     assert "16-mixed" in capture_blocker([adam, adam], "16-mixed")
     assert "model.schedules.beta2" in capture_blocker([adam, adam], "32-true", {"beta2": 1})
-    graphs = StepGraphs(capture=True, blocked="a reason")
+    graphs = StepGraphs(blocked="a reason")
     assert not graphs.capture
 
 
 def test_each_variant_keeps_its_static_buffers():
-    graphs = StepGraphs(capture=False)
+    graphs = StepGraphs(blocked="no CUDA device")
     seen = []
 
     def step(inputs):

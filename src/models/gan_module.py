@@ -444,7 +444,7 @@ class GANModule(LightningModule):
         blocked = capture_blocker(self.built_optimizers, str(self.trainer.precision), scheduled)
         if self.device.type != "cuda":
             blocked = blocked or "no CUDA device (the same capture-ready path, uncaptured)"
-        self.graphs = StepGraphs(capture=True, blocked=blocked)
+        self.graphs = StepGraphs(blocked)
 
     def on_fit_start(self) -> None:
         """Every rank its own noise and augmentations: a seed drawn from the shared state (equal

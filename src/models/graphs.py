@@ -6,8 +6,8 @@ Lightning's hooks and the Python that issues them (experiments/throughput/RESULT
 graph replays the recorded kernels without any of that (torch.cuda.graph, "whole-network
 capture"). A replay repeats the captured kernels exactly, so what the step does may not depend
 on the host: the batch is copied into static buffers, latents, labels and augmentations are
-drawn on the device (torch's graph-safe RNG), the lr, Adam's betas, penalty weights and the EMA
-decay are device tensors that schedules fill, and nothing reads a tensor on the host. Every
+drawn on the device (torch's graph-safe RNG), the lr, scheduled penalty weights and p and the
+EMA decay are device tensors that schedules fill, and nothing reads a tensor on the host. Every
 Python branch of the step is part of its key (`StepKind`: a G turn or not, which lazy penalties
 are due, an ADA update or not, the batch shape), so each variant is its own graph, captured
 when first met after `WARMUP_RUNS` eager runs (cuDNN's algorithm search, optimizer state).
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
+
+from src.models.health import skips_on_device
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,14 @@ class Variant:
 
 class StepGraphs:
     """Runs the step of each `StepKind` from static buffers: replayed as a CUDA graph once
-    captured (`capture`), else eagerly. `blocked`: why nothing can be captured in this run
-    (an optimizer or precision that reads the host), said once."""
+    captured, or eagerly when `blocked` says why nothing can be captured in this run (no CUDA,
+    an optimizer or precision that reads the host), said once."""
 
-    def __init__(self, capture: bool, blocked: str | None = None):
-        self.capture = capture and blocked is None
+    def __init__(self, blocked: str | None = None):
+        self.capture = blocked is None
         self.variants: dict[StepKind, Variant] = {}
         self.side_stream: torch.cuda.Stream | None = None
-        if capture and blocked:
+        if blocked:
             log.info("model.cuda_graph: the step runs eagerly: %s", blocked)
 
     def __call__(self, kind: StepKind, step: Step, inputs: Inputs) -> dict[str, torch.Tensor]:
@@ -154,7 +156,7 @@ def capture_blocker(
     if "beta2" in scheduled:
         return "model.schedules.beta2: fused Adam reads beta2 as a host number"
     for optimizer in optimizers:
-        if not optimizer.defaults.get("fused"):
+        if not skips_on_device(optimizer):
             return (f"{type(optimizer).__name__} is not fused (fused optimizers skip a "
                     "non-finite step on the device): set fused: true")  # fmt: skip
     if precision.startswith("16"):

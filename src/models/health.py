@@ -11,11 +11,18 @@ from src.errors import DivergenceError, integer
 log = logging.getLogger(__name__)
 
 
-def step_unless(optimizer: Any, skip: torch.Tensor) -> None:
-    """Steps `optimizer` unless the device flag `skip` is set; fused optimizers take it as
-    `found_inf` (AMP's mechanism) and skip on the device, others read it (a host sync)."""
+def skips_on_device(optimizer: Any) -> bool:
+    """Fused optimizers take the skip flag as `found_inf` (AMP's mechanism) and skip on the
+    device; others must read it on the host."""
     inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
-    if inner.defaults.get("fused"):
+    return bool(inner.defaults.get("fused"))
+
+
+def step_unless(optimizer: Any, skip: torch.Tensor) -> None:
+    """Steps `optimizer` unless the device flag `skip` is set (`skips_on_device`, or a host
+    sync)."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
+    if skips_on_device(inner):
         inner.found_inf, inner.grad_scale = skip.float(), None
         optimizer.step()
     elif not skip.item():
