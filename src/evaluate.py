@@ -1,7 +1,7 @@
 """Sample quality of a checkpoint: `python -m src.evaluate ckpt_path=... [n=1000] [out=...]`.
 
 Generates `n` images, compares them with the run's dataset through the domain feature
-extractor (src/metrics/domain.py) and prints fid_domain, kid_domain, precision, recall,
+extractor (src/metrics/domain.py) and prints fid, kid (domain features), precision, recall,
 density, coverage and, for labelled data, class_coverage, domain_confident and is_domain,
 next to the real-vs-real floor; for a conditional model also class_accuracy, intra_fid and
 the per-class fid / precision / recall. Writes them as JSON to `out` (default:
@@ -14,18 +14,21 @@ from pathlib import Path
 import hydra
 import torch
 from omegaconf import DictConfig
-from pytorch_lightning import LightningDataModule
 
-from src.cli import check_overrides, one_line_errors, writable_dir
+from src.cli import entry, one_line_errors
+from src.config import EvaluateConfig, check_keys
+from src.data.base import ImageSource
 from src.errors import ConfigError, integer
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
 from src.models.loading import load_generator, rebuild
+from src.utils.hydra_callbacks import writable_dir
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
+    check_keys(cfg, EvaluateConfig)
     integer("n", cfg.n, 10, 1_000_000)
     integer("num_real", cfg.num_real, 10, 10_000_000)
     integer("seed", cfg.seed, 0, 2**63 - 1)
@@ -34,7 +37,7 @@ def main(cfg: DictConfig) -> dict:
     writable_dir("out", out.parent)  # before minutes of work, not after
     if out.is_dir():
         raise ConfigError("out", str(out), "is a directory; give the JSON file's path")
-    generator, config = load_generator(str(cfg.ckpt_path))
+    generator, config = load_generator(str(cfg.ckpt_path), trust=cfg.trust)
     if not isinstance(config.get("data"), dict):
         raise ConfigError("ckpt_path", str(cfg.ckpt_path), "its run config has no data section")
     data = dict(config["data"])
@@ -43,8 +46,9 @@ def main(cfg: DictConfig) -> dict:
     if "root" in data and data["root"] is not None and not Path(data["root"]).is_dir():
         raise ConfigError("data_root", data["root"], "no such directory (the run's data.root)")
     evaluator = Evaluator(
-        rebuild(data, "data", LightningDataModule), num_real=cfg.num_real, epochs=cfg.domain_epochs,
-        cache_dir=cfg.cache_dir, inception_weights=cfg.inception_weights, use_inception=True,
+        rebuild(data, "data", ImageSource, cfg.trust), num_real=cfg.num_real,
+        epochs=cfg.domain_epochs, cache=cfg.cache_dir, inception_weights=cfg.inception_weights,
+        use_inception=True,
     )  # fmt: skip
     # a conditional model: every class equally often, scored against the class asked for
     labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
@@ -64,7 +68,7 @@ def main(cfg: DictConfig) -> dict:
             reference = f"   (real vs real {floor[name]:.4f})" if name in floor else ""
             print(f"{name:16s} {value:10.4f}{reference}")
     if per_class := sorted({int(n.rsplit("_", 1)[1]) for n in metrics if "_class_" in n}):
-        print("class    fid_domain  precision  recall   (real vs real: fid, precision, recall)")
+        print("class      fid  precision  recall   (real vs real: fid, precision, recall)")
         for c in per_class:
             ours = [metrics[f"{m}_class_{c}"] for m in ("fid", "precision", "recall")]
             real = [
@@ -77,5 +81,4 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    check_overrides("evaluate")
-    main()
+    entry(main)

@@ -23,10 +23,12 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from src.cli import check_overrides, one_line_errors, writable_dir
+from src.cli import entry, one_line_errors
+from src.config import GenerateConfig, check_keys
 from src.errors import ConfigError, integer
 from src.models.loading import load_generator
 from src.utils.checkpoint import atomic_write
+from src.utils.hydra_callbacks import writable_dir
 
 MAX_SAMPLES = 1_000_000
 IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what src.generate writes into images/
@@ -93,12 +95,13 @@ def output_dir(cfg: DictConfig) -> Path:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
+    check_keys(cfg, GenerateConfig)
     integer("n", cfg.n, 1, MAX_SAMPLES)
     integer("seed", cfg.seed, 0, 2**63 - 1)
     integer("nrow", cfg.nrow, 1, 64)
     integer("interpolation_rows", cfg.interpolation_rows, 1, 64)
     integer("interpolation_steps", cfg.interpolation_steps, 2, 64)
-    generator, _ = load_generator(str(cfg.ckpt_path))
+    generator, _ = load_generator(str(cfg.ckpt_path), trust=cfg.trust)
     label = check_label(cfg.get("label"), generator)
     out = writable_dir("out", output_dir(cfg))
     images = out / "images"
@@ -150,5 +153,4 @@ def check_label(label: object, generator: torch.nn.Module) -> int | None:
 
 
 if __name__ == "__main__":
-    check_overrides("generate")
-    main()
+    entry(main)

@@ -59,7 +59,7 @@ class Job:
 
 
 def is_running(run_dir: Path) -> bool:
-    """True while a run holds its directory's lock (src/utils/rundir.py)."""
+    """True while a run holds its directory's lock (src/utils/hydra_callbacks.py)."""
     lock = run_dir / ".lock"
     if not lock.exists():
         return False

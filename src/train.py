@@ -1,61 +1,135 @@
 """Training entry point: `python -m src.train [overrides]` (see conf/train.yaml).
 
-Config -> start-up checks -> run directory -> objects (data, model, callbacks, loggers,
-trainer) -> `Trainer.fit`. Lightning and W&B are imported only after the checks.
+Hydra composes the config (types checked against src/config.py's schema) -> the seed, the
+data, G, D and their optimizers, built once before Lightning is imported (their constructors'
+checks are said at once) -> the module, callbacks, loggers and Trainer -> `Trainer.fit`.
 """
 
+import contextlib
+import logging
+import os
+import random
+import signal
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.cli import check_overrides, one_line_errors, quiet_known_warnings
-from src.config import validate
-from src.errors import ConfigError
-from src.utils.checkpoint import resolve_ckpt_path
+from src.cli import entry, one_line_errors
+from src.config import TrainConfig, check_keys
+from src.errors import ConfigError, Interrupted, integer, number
 from src.utils.instantiators import instantiate, instantiate_list
-from src.utils.rundir import RunDirectory
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Checks, builds and fits; returns the trainer's metrics. Raises ConfigError for a user
-    mistake, DivergenceError when the losses stay non-finite, Interrupted after a signal."""
+    """Builds and fits; returns the trainer's metrics. Raises ConfigError for a user mistake,
+    DivergenceError when the losses stay non-finite, Interrupted after a signal."""
     quiet_known_warnings()  # as quiet through the Python API (notebooks) as on the command line
-    validate(cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    with RunDirectory(cfg.paths.output_dir, cfg):
-        return fit(cfg, ckpt_path)
+    check_keys(cfg, TrainConfig)
+    seed_everything(cfg.seed)
+    data = instantiate(cfg.data)
+    for net, key in [(n, k) for n in ("generator", "discriminator") for k in data.SHAPE]:
+        value = cfg.model[net].get(key)  # G and D follow the data (their YAML interpolates it)
+        if value is not None and value != getattr(data.hparams, key):
+            raise ConfigError(f"model.{net}.{key}", value, f"must match data.{key}={cfg.data[key]}")
+    classes = data.class_names() if cfg.model.get("conditional") else None
+    nets = {net: instantiate(cfg.model[net], num_classes=len(classes or []))
+            for net in ("generator", "discriminator")}  # fmt: skip
+    optimizer = instantiate(cfg.optimizer).build(**nets)
+    check_trainer(cfg.trainer)
+    return fit(cfg, data, nets, optimizer, classes)
 
 
-def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
-    from pytorch_lightning import seed_everything
+def check_trainer(trainer: DictConfig) -> None:
+    """Trainer values Lightning accepts that this module cannot train with (its types are
+    the schema's, the rest Lightning's): no epoch or batch to train, logging every 0 steps,
+    float64, more CPU processes than memory holds."""
+    if trainer.max_epochs != -1:
+        integer("trainer.max_epochs", trainer.max_epochs)
+    for key in ("limit_train_batches", "limit_val_batches", "overfit_batches"):  # a count or a
+        if (value := trainer[key]) is not None or key == "overfit_batches":  # share (1 batch,
+            number(f"trainer.{key}", value)  # 1.0 all); null: every batch (not for overfit)
+    if trainer.limit_train_batches == 0:
+        raise ConfigError("trainer.limit_train_batches", 0, "allowed: > 0 (0 trains nothing)")
+    integer("trainer.log_every_n_steps", trainer.log_every_n_steps)
+    if trainer.check_val_every_n_epoch is not None:
+        integer("trainer.check_val_every_n_epoch", trainer.check_val_every_n_epoch)
+    if str(trainer.precision).startswith("64"):
+        raise ConfigError("trainer.precision", trainer.precision, "allowed: 32-true, "
+                          "bf16-mixed, 16-mixed, bf16-true, 16-true (no float64 runs)")  # fmt: skip
+    devices = trainer.devices
+    if isinstance(devices, int) and devices > 1 and on_cpu(trainer.accelerator):
+        most = cpu_processes()
+        if devices > most:
+            raise ConfigError(
+                "trainer.devices",
+                devices,
+                f"allowed on the CPU: 1..{most} "
+                f"(a process needs ~{PROCESS_GIB} GiB; memory for {most})",
+            )
+
+
+PROCESS_GIB = 1.0  # what one CPU training process of the default run holds (RSS, measured)
+
+
+def on_cpu(accelerator: str) -> bool:
+    import torch
+
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def cpu_processes() -> int:
+    """How many CPU training processes the available memory holds."""
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, int(available / PROCESS_GIB))
+
+
+def seed_everything(seed: int) -> None:
+    """Lightning's seed_everything(seed, workers=True), whose module is imported with all of
+    Lightning (~3 s here): G and D draw their weights before Lightning is imported. The
+    environment variables are how Lightning's DDP ranks and loader workers see the seed."""
+    import numpy as np
+    import torch
+
+    integer("seed", seed, low=0, high=2**32 - 1)
+    os.environ["PL_GLOBAL_SEED"], os.environ["PL_SEED_WORKERS"] = str(seed), "1"
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(
+    cfg: DictConfig, data: Any, nets: dict[str, Any], optimizer: Any, classes: list[str] | None
+) -> dict[str, Any]:
     from pytorch_lightning.utilities import rank_zero_info
 
-    from src.cli import signals_as_exit_status
+    from src.data.module import ImageDataModule
     from src.utils import distributed
     from src.utils.loggers import ensure_loggers_start, finished
 
-    seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    class_names = datamodule.class_names() if cfg.model.get("conditional") else None
-    if class_names:  # G and D of a conditional model get the data's number of classes
-        with open_dict(cfg):
-            for net in ("generator", "discriminator"):
-                cfg.model[net].num_classes = len(class_names)
-    model = instantiate(cfg.model)
-    model.config = OmegaConf.to_container(cfg, resolve=True)
-    model.class_names = class_names
+    model = instantiate(cfg.model, **nets, optimizer=optimizer)
+    model.config, model.class_names = OmegaConf.to_container(cfg, resolve=True), classes
     callbacks = instantiate_list(cfg.get("callbacks"))
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "auto":  # this run directory's last checkpoint, or a fresh start
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    built = instantiate_list(cfg.get("logger"))  # named by the sweep's command line
     loggers: list = []  # started once the Trainer has checked its keys (W&B takes seconds)
     with finished(loggers), distributed.processes_for_this_job():
-        trainer = build_trainer(cfg.trainer, callbacks, instantiate_list(cfg.get("logger")))
+        trainer = build_trainer(cfg.trainer, callbacks, built)
         trainer.loggers = loggers[:] = ensure_loggers_start(trainer.loggers)
         devices = trainer.num_devices * trainer.num_nodes
+        if on_cpu(cfg.trainer.accelerator) and devices > (os.cpu_count() or 1):
+            rank_zero_info(f"{devices} processes share this machine's {os.cpu_count()} CPU "
+                           "cores: each step takes longer than on one process")  # fmt: skip
         rank_zero_info(
             f"Run directory: {cfg.paths.output_dir}; effective batch {cfg.data.batch_size} x "
             f"{devices} device(s) = {cfg.data.batch_size * devices} "
-            f"(optimizer.scale_lr={cfg.optimizer.get('scale_lr', 'none')}); parameters: G "
+            f"(optimizer.scale_lr={optimizer.scale_lr}); parameters: G "
             f"{count(model.generator):,}, D {count(model.discriminator):,}"
         )
         if cfg.get("ckpt_path") == "auto":
@@ -65,22 +139,68 @@ def fit(cfg: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
             logger.log_hyperparams(model.config)
         with signals_as_exit_status(trainer, cfg.paths.output_dir):
             # weights_only: a checkpoint is data, never code (a pickle payload is refused).
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            trainer.fit(model, datamodule=ImageDataModule(data), ckpt_path=ckpt_path,
+                        weights_only=True)  # fmt: skip
     return dict(trainer.callback_metrics)
-
-
-def count(net: Any) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> Any:
     """The Trainer; with several processes our `gan_ddp` (plain DDP cannot run the alternating
-    updates) wherever the strategy is `auto` or `ddp`. Lightning checks its own keys."""
+    updates: src/utils/distributed.py) wherever the strategy is `auto` or `ddp`."""
     trainer = instantiate(cfg, callbacks=callbacks, logger=loggers)
-    data_parallel = cfg.get("strategy", "auto") in ("auto", "ddp")
-    if data_parallel and trainer.world_size > 1:
+    if trainer.world_size > 1 and cfg.get("strategy", "auto") in ("auto", "ddp"):
         trainer = instantiate(cfg, callbacks=callbacks, logger=loggers, strategy="gan_ddp")
     return trainer
+
+
+def quiet_known_warnings() -> None:
+    """The project's only warning filters: noise that is understood and not actionable."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, WithoutTips) for f in rank_zero.filters):  # the API calls it again
+        rank_zero.addFilter(WithoutTips())
+    # The progress bar shows rank 0's epoch means on purpose (no extra collective per step).
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed")
+    # a resume writes into its own checkpoints/ again, on purpose
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # debug=overfit: our val sampler is a fixed contiguous slice (not shuffled), validation off
+    warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled val ")
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class WithoutTips(logging.Filter):
+    """Lightning's advertisement for its cloud logger, on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def signals_as_exit_status(trainer: Any, output_dir: str) -> Iterator[None]:
+    """SIGTERM (Lightning saves nothing and raises SIGTERMException) and Ctrl-C (Lightning
+    stops gracefully, then exits 1) become `Interrupted`: exit 143 / 130 with where to resume."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    def interrupted(name: str, number: int) -> Interrupted:
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        saved = f"{last} holds the last completed epoch" if last.is_file() else "no epoch completed"
+        return Interrupted(
+            f"stopped by {name}; {saved}; continue with ckpt_path=auto hydra.run.dir={output_dir}",
+            128 + number,
+        )
+
+    try:
+        yield
+    except SIGTERMException:
+        raise interrupted("SIGTERM", signal.SIGTERM) from None
+    except SystemExit:
+        if trainer.interrupted:
+            raise interrupted("SIGINT", signal.SIGINT) from None
+        raise
+
+
+def count(net: Any) -> int:
+    return sum(p.numel() for p in net.parameters())
 
 
 def compose_config(
@@ -124,5 +244,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    check_overrides("train")
-    main()
+    entry(main)

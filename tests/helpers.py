@@ -3,6 +3,7 @@
 import os
 import signal
 from functools import partial
+from pathlib import Path
 
 import torch
 from pytorch_lightning import Callback
@@ -86,31 +87,77 @@ class RecordBatches(Callback):
         torch.save(self.batches, f"{self.dirpath}/batches_{trainer.global_rank}.pt")
 
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group, discovered from its folder (e.g. "model/loss")."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def part(group: str, name: str, **overrides):
+    """The object `conf/<group>/<name>.yaml` builds, with `overrides` of its keys (a
+    regularizer's file holds its node under its name)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / group / f"{name}.yaml")
+    if "_target_" not in node and name in node:
+        node = node[name]
+    node.pop("defaults", None)
+    try:
+        return instantiate(OmegaConf.merge(node, overrides), _convert_="all")
+    except InstantiationException as error:  # what the constructor raised
+        raise error.__cause__ from None
+
+
+def policies(*names: str) -> dict:
+    """The augmentation policies of these conf/model/augmentation/policies options."""
+    return {name: part("model/augmentation/policies", name) for name in names}
+
+
+def adam(lr: float = 2e-4, momentum: float = 0.5, **kwargs):
+    return partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True, **kwargs)
+
+
 def tiny_module(
-    optimizer: str = "adam", lr: float = 2e-4, momentum: float = 0.5, discriminator=None, **kwargs
-):
+    optimizer: str = "adam", lr: float = 2e-4, momentum: float = 0.5, discriminator=None,
+    loss=None, num_classes: int = 0, scheduler=None, schedules=None, **kwargs,
+):  # fmt: skip
     """The GANModule on 16x16 digits with tiny G and D (the same seed every call), as the
-    optimizer group would build it: torch.optim partials for each network."""
+    optimizer group would build it: torch.optim partials for each network. The DCGAN paper's
+    game (BCE, BatchNorm D) and no augmentation unless a test asks; `loss` an object or the
+    name of a conf/model/loss option."""
     from pytorch_lightning import seed_everything
 
+    from src.models.augment import Augment
     from src.models.gan_module import GANModule
+    from src.models.optim import Optimizers
 
     seed_everything(0)
-    # the DCGAN paper's game (BCE, BatchNorm D) and no augmentation unless a test asks
-    kwargs.setdefault("augment", [])
-    kwargs.setdefault("loss", "bce")
     if optimizer == "adam":
-        factory = partial(torch.optim.Adam, lr=lr, betas=(momentum, 0.999), fused=True)
+        factory = adam(lr, momentum)
     else:
         factory = partial(torch.optim.SGD, lr=lr, momentum=momentum, fused=True)
-    classes = kwargs.pop("num_classes", 0)
-    return GANModule(
-        Generator(16, 1, latent_dim=8, ngf=4, latent_components=0, num_classes=classes),
-        discriminator or Discriminator(16, 1, ndf=4, norm="batch", num_classes=classes),
-        optimizer_g=factory,
-        optimizer_d=factory,
-        **kwargs,
+    generator = Generator(16, 1, latent_dim=8, ngf=4, latent_components=0, num_classes=num_classes)
+    discriminator = discriminator or Discriminator(
+        16,
+        1,
+        ndf=4,
+        norm="batch",
+        num_classes=num_classes,
+        condition=kwargs.pop("condition", "projection"),
     )
+    optimizers = Optimizers(
+        factory, factory, lr, momentum, scheduler=scheduler, schedules=schedules
+    )
+    loss = part("model/loss", loss or "bce") if loss is None or isinstance(loss, str) else loss
+    kwargs.setdefault("augmentation", Augment())
+    return GANModule(
+        generator, discriminator, optimizers.build(generator, discriminator), loss,
+        conditional=kwargs.pop("conditional", bool(num_classes)), **kwargs,
+    )  # fmt: skip
 
 
 def fit_batches(module, batches: int, **trainer_kwargs):
@@ -118,7 +165,8 @@ def fit_batches(module, batches: int, **trainer_kwargs):
     module is conditional); returns the Trainer."""
     from pytorch_lightning import Trainer
 
-    from src.data.digits import DigitsDataModule
+    from src.data.digits import Digits
+    from src.data.module import ImageDataModule
 
     settings = dict(
         max_epochs=1, limit_train_batches=batches, limit_val_batches=0, log_every_n_steps=1,
@@ -128,16 +176,20 @@ def fit_batches(module, batches: int, **trainer_kwargs):
     )  # fmt: skip
     trainer = Trainer(**{**settings, **trainer_kwargs})
     labels = module.conditional
-    trainer.fit(module, datamodule=DigitsDataModule(image_size=16, batch_size=8, labels=labels))
+    data = Digits(image_size=16, batch_size=8, labels=labels)
+    trainer.fit(module, datamodule=ImageDataModule(data))
     return trainer
 
 
-def epoch_batches(datamodule, epoch: int = 0) -> list[torch.Tensor]:
-    """One epoch of float batches, as the training step receives them."""
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
+def epoch_batches(data, epoch: int = 0) -> list[torch.Tensor]:
+    """One epoch of float batches of an ImageSource, as the training step receives them."""
+    from src.data.base import to_float
+
+    data.setup("fit")
+    loader = data.train_loader()
     loader.sampler.set_epoch(epoch)
-    return [datamodule.on_after_batch_transfer(b, 0) for b in loader]
+    return [to_float(b) if isinstance(b, torch.Tensor) else (to_float(b[0]), *b[1:])
+            for b in loader]  # fmt: skip
 
 
 def wandb_records(path) -> list:

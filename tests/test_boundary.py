@@ -21,7 +21,7 @@ from src.utils.checkpoint import (
     load_checkpoint,
     payload_checksum,
 )
-from src.utils.rundir import RunDirectory
+from src.utils.hydra_callbacks import RunLock
 from tests import fixtures
 from tests.conftest import ROOT, TINY, run_entry
 
@@ -151,7 +151,7 @@ def test_sigterm_saves_exits_143_and_resume_keeps_the_rows(tmp_path):
 # --- 4. one run directory, one run ---------------------------------------------------------
 def test_a_second_run_into_a_directory_in_use_is_refused(train_entry, tmp_path):
     run_dir = tmp_path / "run"
-    with RunDirectory(run_dir):
+    with RunLock(run_dir):
         status, err = train_entry()
     one_line(status, err, 2, "hydra.run.dir", "in use by another run")
     assert not (run_dir / "metrics.csv").exists()
@@ -168,7 +168,7 @@ def test_a_refused_second_run_leaves_the_running_runs_hydra_files(train_entry, t
     written = {n: f"{n} of the running run\n" for n in ("config.yaml", "overrides.yaml")}
     for name, text in written.items():
         (run_dir / ".hydra" / name).write_text(text)
-    with RunDirectory(run_dir):
+    with RunLock(run_dir):
         status, err = train_entry("optimizer.lr=1e-3")
     one_line(status, err, 2, "in use by another run")
     for name, text in written.items():
@@ -229,7 +229,7 @@ TRAIN_CASES = [
     (["model.generator.ngf=-8"], "model.generator.ngf=-8"),
     (["model.discriminator.ndf=0"], "model.discriminator.ndf=0"),
     (["model.discriminator.ndf=wide"], "model.discriminator.ndf='wide'"),
-    (["model.ema_decay=abc"], "model.ema_decay='abc'"),
+    (["model/ema=average", "model.ema.decay=abc"], "model.ema.decay='abc'"),
     (["+model.generator.colour=1"], "colour"),
     (["model.num_fixed_noise=0"], "model.num_fixed_noise=0"),
     (["model.num_fixed_noise=1000000000"], "model.num_fixed_noise=1000000000: allowed: an int"),
@@ -451,6 +451,7 @@ INVALID = ["'abc'", "null", "-1", "${{{key}}}"]
 # default (all batches, Lightning's sanity steps, no epoch interval)
 MEANINGFUL = {
     "trainer.max_epochs": {"-1"},
+    "trainer.max_steps": {"-1"},
     "trainer.limit_train_batches": {"null"},
     "trainer.limit_val_batches": {"null"},
     "trainer.check_val_every_n_epoch": {"null"},
@@ -458,7 +459,7 @@ MEANINGFUL = {
     "callbacks.model_checkpoint.save_top_k": {"-1"},
     "callbacks.model_checkpoint.every_n_epochs": {"null"},
     "callbacks.progress_bar.refresh_rate": {"-1"},
-    "model.ada_target": {"null"},  # a fixed p (model.augment_p)
+    "model.augmentation.target": {"null"},  # a fixed p (model.augmentation.p)
 }
 
 

@@ -9,7 +9,7 @@ import torch
 
 from src.models.dcgan import Discriminator
 from src.models.gan_module import GANModule
-from tests.helpers import fit_batches, tiny_module
+from tests.helpers import fit_batches, part, tiny_module
 
 
 def trained(compile: bool, batches: int) -> GANModule:
@@ -42,7 +42,8 @@ def test_compiled_penalised_step_like_eager_one(penalty, norm):
     def trained(compile: bool) -> GANModule:
         torch.manual_seed(0)  # D's initial weights
         module = tiny_module(
-            "sgd", lr=1.0, momentum=0.0, compile=compile, penalty=penalty, penalty_weight=1.0,
+            "sgd", lr=1.0, momentum=0.0, compile=compile,
+            regularizers={penalty: part("model/regularizers", penalty, weight=1.0)},
             discriminator=Discriminator(16, 1, ndf=4, norm=norm),
         )  # fmt: skip
         fit_batches(module, 1)

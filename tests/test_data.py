@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from src.data.digits import DigitsDataModule
+from src.data.digits import Digits
 from src.data.sampling import EpochSampler, shard
 from tests.helpers import epoch_batches
 
 
 def test_digits_are_real_images_scaled_to_the_model_resolution():
-    datamodule = DigitsDataModule(image_size=32, channels=1, batch_size=64)
+    datamodule = Digits(image_size=32, channels=1, batch_size=64)
     loaded = epoch_batches(datamodule)
     assert datamodule.images is not None  # resident by default: 1,797 small images
     assert len(datamodule.dataset) == 1797
@@ -19,22 +19,22 @@ def test_digits_are_real_images_scaled_to_the_model_resolution():
 
 
 def test_channels_are_repeated_for_rgb_models():
-    (batch, *_) = epoch_batches(DigitsDataModule(image_size=16, channels=3, batch_size=8))
+    (batch, *_) = epoch_batches(Digits(image_size=16, channels=3, batch_size=8))
     assert batch.shape == (8, 3, 16, 16)
     assert torch.equal(batch[:, 0], batch[:, 2])
 
 
 def test_shuffling_is_seeded_per_epoch():
-    first = epoch_batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)
-    assert torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=1), epoch=0)[0])
-    assert not torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=1), 1)[0])
-    assert not torch.equal(first[0], epoch_batches(DigitsDataModule(batch_size=32, seed=2), 0)[0])
+    first = epoch_batches(Digits(batch_size=32, seed=1), epoch=0)
+    assert torch.equal(first[0], epoch_batches(Digits(batch_size=32, seed=1), epoch=0)[0])
+    assert not torch.equal(first[0], epoch_batches(Digits(batch_size=32, seed=1), 1)[0])
+    assert not torch.equal(first[0], epoch_batches(Digits(batch_size=32, seed=2), 0)[0])
 
 
 @pytest.mark.parametrize("epoch", [0, 3])
 def test_resident_and_streaming_paths_give_the_same_batches(epoch):
-    resident = epoch_batches(DigitsDataModule(batch_size=50, seed=7, resident=True), epoch)
-    streaming = epoch_batches(DigitsDataModule(batch_size=50, seed=7, resident=False), epoch)
+    resident = epoch_batches(Digits(batch_size=50, seed=7, resident=True), epoch)
+    streaming = epoch_batches(Digits(batch_size=50, seed=7, resident=False), epoch)
     assert len(resident) == len(streaming) == 1797 // 50
     assert all(torch.equal(r, s) for r, s in zip(resident, streaming, strict=True))
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from pytorch_lightning import LightningDataModule
 
-from src.data.cifar import CIFAR10DataModule
-from src.data.folder import CelebADataModule, FolderDataModule
-from src.data.idx import MNISTDataModule
+from src.data.base import ImageSource
+from src.data.cifar import CIFAR10
+from src.data.folder import CelebA, Folder
+from src.data.idx import MNIST
 from src.data.transforms import fit_pil
 from src.models.loading import load_generator, rebuild
 from tests import fixtures
@@ -44,18 +44,18 @@ def test_each_dataset_trains_one_fast_epoch_from_its_real_format(tmp_path, name)
     assert grid.size == (8 * (SIZES[name] + 2) + 2,) * 2  # G follows the data's resolution
     # Its checkpoint is usable: weights-only load, G and the datamodule rebuilt (issue 16, #3).
     generator, config = load_generator(str(run_dir / "checkpoints" / "last.ckpt"))
-    assert isinstance(rebuild(config["data"], "data", LightningDataModule), LightningDataModule)
+    assert isinstance(rebuild(config["data"], "data", ImageSource), ImageSource)
 
 
 @pytest.mark.parametrize(
     ("make", "writer"),
     [
-        (lambda root, **kw: CIFAR10DataModule(root=root, channels=3, **kw), "write_cifar10"),
+        (lambda root, **kw: CIFAR10(root=root, channels=3, **kw), "write_cifar10"),
         (
-            lambda root, **kw: FolderDataModule(root=root, image_size=32, channels=3, **kw),
+            lambda root, **kw: Folder(root=root, image_size=32, channels=3, **kw),
             "write_folder",
         ),
-        (lambda root, **kw: MNISTDataModule(root=root, split="all", **kw), "write_mnist"),
+        (lambda root, **kw: MNIST(root=root, split="all", **kw), "write_mnist"),
     ],  # fmt: skip
 )
 def test_resident_path_yields_exactly_the_streaming_batches(tmp_path, make, writer):
@@ -71,17 +71,17 @@ def test_resident_tensor_is_cached_by_content_outside_the_data(tmp_path, caplog,
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = fixtures.write_cifar10(tmp_path / "data")
     before = sorted(root.rglob("*"))
-    first = CIFAR10DataModule(root=str(root), channels=3)
+    first = CIFAR10(root=str(root), channels=3)
     first.setup("fit")
     (cached,) = (tmp_path / "cache" / "convgan").glob("*.pt")
     assert sorted(root.rglob("*")) == before  # nothing written into the dataset
     caplog.set_level(logging.INFO)
-    again = CIFAR10DataModule(root=str(root), channels=3)
+    again = CIFAR10(root=str(root), channels=3)
     again.setup("fit")
     assert "from cache" in caplog.text and torch.equal(first.images, again.images)
     # different content -> a different key, never the stale tensor
     fixtures.write_cifar10(root, per_batch=24)
-    changed = CIFAR10DataModule(root=str(root), channels=3)
+    changed = CIFAR10(root=str(root), channels=3)
     changed.setup("fit")
     assert len(changed.images) == 120
     assert len(list((tmp_path / "cache" / "convgan").glob("*.pt"))) == 2 and cached.is_file()
@@ -89,7 +89,7 @@ def test_resident_tensor_is_cached_by_content_outside_the_data(tmp_path, caplog,
 
 def test_folder_reads_mixed_sizes_and_modes_and_skips_a_corrupt_file(tmp_path, caplog):
     root = fixtures.write_folder(tmp_path, n=12)
-    datamodule = FolderDataModule(root=str(root), image_size=32, channels=3, batch_size=4)
+    datamodule = Folder(root=str(root), image_size=32, channels=3, batch_size=4)
     with caplog.at_level(logging.WARNING):
         datamodule.setup("fit")
     assert len(datamodule.dataset) == 13  # 12 images + broken.png; notes.txt is not an image
@@ -114,7 +114,7 @@ def test_celeba_split_uses_the_partition_list(tmp_path):
     root = str(fixtures.write_celeba(tmp_path, n=48))
     sizes = {}
     for split in ("train", "valid", "all"):
-        datamodule = CelebADataModule(root=root, split=split, resident=False, batch_size=4)
+        datamodule = CelebA(root=root, split=split, resident=False, batch_size=4)
         datamodule.setup("fit")
         sizes[split] = len(datamodule.dataset)
     assert sizes == {"train": 36, "valid": 12, "all": 48}
@@ -216,13 +216,16 @@ def test_each_experiment_preset_trains_from_a_fixture(tmp_path, preset):
     ("preset", "expected"),
     [
         ("sngan_cifar10", {"model.generator._target_": "src.models.sngan.Generator",
-                           "model.loss": "hinge", "model.discriminator.norm": "spectral",
+                           "model.loss._target_": "src.models.losses.Hinge",
+                           "model.discriminator.norm": "spectral",
                            "model.d_steps_per_g_step": 5, "optimizer.lr": 2e-4,
                            "optimizer.generator.betas": [0.0, 0.9]}),
         ("resnet_cifar10", {"model.discriminator._target_": "src.models.resnet.Discriminator",
-                            "model.loss": "hinge", "optimizer.discriminator.betas": [0.0, 0.9]}),
-        ("wgan_gp_cifar10", {"model.loss": "wasserstein", "model.penalty": "wgan_gp",
-                             "model.penalty_weight": 10.0, "model.discriminator.norm": "none",
+                            "model.loss._target_": "src.models.losses.Hinge",
+                            "optimizer.discriminator.betas": [0.0, 0.9]}),
+        ("wgan_gp_cifar10", {"model.loss._target_": "src.models.losses.Wasserstein",
+                             "model.regularizers.wgan_gp.weight": 10.0,
+                             "model.discriminator.norm": "none",
                              "model.d_steps_per_g_step": 5, "optimizer.lr": 1e-4,
                              "optimizer.generator.betas": [0.0, 0.9]}),
     ],
@@ -243,14 +246,13 @@ def test_literature_presets_hold_the_published_settings(tmp_path, preset, expect
 def test_the_r3gan_preset_holds_the_reference_cifar10_settings(tmp_path):
     """brownvc/R3GAN train.py --preset=CIFAR10 --cond=1: the values its schedules start and
     end at, over its 20M images, and the 250M-image run."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from src.train import compose_config
 
     cfg = compose_config(["experiment=r3gan_cifar10", "data.root=/data"], str(tmp_path / "api"))
-    assert (cfg.model.loss, list(cfg.model.penalty), cfg.model.conditional) == (
-        "rpgan",
+    assert (cfg.model.loss._target_, list(cfg.model.regularizers), cfg.model.conditional) == (
+        "src.models.losses.RelativisticPairing",
         ["r1", "r2"],
         True,
     )
@@ -262,12 +264,18 @@ def test_the_r3gan_preset_holds_the_reference_cifar10_settings(tmp_path):
     assert cfg.optimizer.scheduler is None and cfg.optimizer.lr == 2e-4
     assert OmegaConf.to_container(cfg.optimizer.generator.betas, resolve=True)[0] == 0
     assert cfg.trainer.max_epochs * 50_000 == 250_000_000
-    schedules = {k: instantiate(v) for k, v in cfg.model.schedules.items()}
-    ends = {k: (s.start, s.end, s.images) for k, s in schedules.items()}
-    assert ends == {
-        "lr": (1.0, 0.25, 2e7), "beta2": (0.9, 0.99, 2e7), "penalty_weight": (0.05, 0.005, 2e7),
-        "ema_half_life": (0, 5e6, 2e7), "augment_p": (0.0, 0.55, 2e7),
+    schedules = {
+        "lr": cfg.optimizer.schedules.lr, "beta2": cfg.optimizer.schedules.beta2,
+        "r1": cfg.model.regularizers.r1.schedule, "r2": cfg.model.regularizers.r2.schedule,
+        "ema_half_life": cfg.model.ema.half_life, "augment_p": cfg.model.augmentation.schedule,
     }  # fmt: skip
+    ends = {k: (s.start, s.end, s.images) for k, s in map_instantiate(schedules).items()}
+    assert ends == {
+        "lr": (1.0, 0.25, 2e7), "beta2": (0.9, 0.99, 2e7), "r1": (0.05, 0.005, 2e7),
+        "r2": (0.05, 0.005, 2e7), "ema_half_life": (0, 5e6, 2e7), "augment_p": (0.0, 0.55, 2e7),
+    }  # fmt: skip
+    assert list(cfg.model.augmentation.policies) == ["xflip", "rot90", "translation", "color",
+                                                     "cutout"]  # fmt: skip
 
 
 def test_the_r3gan_ffhq64_preset_builds_the_reference_networks(tmp_path):
@@ -285,10 +293,19 @@ def test_the_r3gan_ffhq64_preset_builds_the_reference_networks(tmp_path):
     assert sum(p.numel() for p in generator.parameters()) == 22_429_824
     assert sum(p.numel() for p in discriminator.parameters()) == 22_381_440
     assert (cfg.data.image_size, cfg.data.batch_size, cfg.model.conditional) == (64, 256, False)
-    schedules = {k: instantiate(v) for k, v in cfg.model.schedules.items()}
-    assert (schedules["penalty_weight"].start, schedules["penalty_weight"].end) == (2.0, 0.2)
+    schedules = map_instantiate({
+        "r1": cfg.model.regularizers.r1.schedule, "lr": cfg.optimizer.schedules.lr,
+        "ema_half_life": cfg.model.ema.half_life, "augment_p": cfg.model.augmentation.schedule,
+    })  # fmt: skip
+    assert (schedules["r1"].start, schedules["r1"].end) == (2.0, 0.2)
     assert (schedules["ema_half_life"].end, schedules["augment_p"].end) == (5e5, 0.3)
     assert {s.images for s in schedules.values()} == {2e7}
+
+
+def map_instantiate(nodes: dict) -> dict:
+    from hydra.utils import instantiate
+
+    return {k: instantiate(v) for k, v in nodes.items()}
 
 
 @pytest.mark.slow  # a download attempt

@@ -13,9 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from src.metrics.names import LOGGED
 from src.models.dcgan import Discriminator, Generator
-from src.models.losses import build_loss
+from src.models.losses import BCE
 from src.utils.checkpoint import load_checkpoint
 from src.utils.distributed import GANDDPStrategy
 from tests.conftest import ROOT, TINY
@@ -43,9 +42,9 @@ def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, nor
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.cuda_graph={str(cuda_graph).lower()}",
         f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
-        *(["model.penalty=r1", "model.penalty_weight=1", "model.lecam_weight=0.3",
-           "model.ada_target=0.6", "model.ada_interval=2", "model.ada_images=1000",
-           "model.augment_p=0.5"]
+        *(["model/regularizers=[r1,lecam]", "model.regularizers.r1.weight=1",
+           "model.augmentation.interval=2", "model.augmentation.speed_images=1000",
+           "model.augmentation.p=0.5"]
           if norm == "spectral" else []),
         "+callbacks.dump._target_=tests.helpers.DumpWeights", f"+callbacks.dump.dirpath={tmp_path}",
         f"hydra.run.dir={run_dir}",
@@ -84,8 +83,9 @@ def test_a_multirun_of_two_process_jobs_runs_each_job_once(tmp_path):
         "-m", "debug=fast", *TINY, *TWO_CPUS, "optimizer.lr=1e-4,2e-4",
         f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["lr=0.0001", "lr=0.0002"]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())  # hydra.job.override_dirname
+    assert [job[:2] for job in jobs] == ["0_", "1_"]
+    assert "optimizer.lr=0.0001" in jobs[0] and "optimizer.lr=0.0002" in jobs[1]
     for job in jobs:
         checkpoint = load_checkpoint(sweep / job / "checkpoints" / "last.ckpt")
         assert checkpoint["global_step"] == 8
@@ -116,7 +116,7 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 def first_step_grads(G, D, real, z, sync: bool) -> dict[str, torch.Tensor]:
     """Gradients of one D update and of the following G update (D frozen), as in GANModule."""
-    fake, loss, strategy = G(z), build_loss("bce"), GANDDPStrategy()
+    fake, loss, strategy = G(z), BCE(), GANDDPStrategy()
     d_loss = loss.discriminator(D(real), D(fake.detach()))
     d_loss.backward()
     if sync:
@@ -238,8 +238,12 @@ def test_quality_metrics_of_two_processes_equal_the_single_process_evaluation(
         "domain_epochs=2", f"cache_dir={cache}", f"out={report_path}", module="src.evaluate",
     )  # fmt: skip
     single = json.loads(report_path.read_text())["metrics"]
-    compared = [(name, key) for name, key in LOGGED.items() if name in single]
-    assert len(compared) == (11 if conditional else 7)
+    compared = [(name, f"val/{name}") for name in single if f"val/{name}" in logged]
+    wanted = {"fid", "kid", "precision", "recall", "density", "coverage", "class_coverage"}
+    wanted |= (
+        {"class_accuracy", "intra_fid", "intra_precision", "intra_recall"} if conditional else set()
+    )
+    assert wanted <= {name for name, _ in compared}
     for name, key in compared:
         assert float(logged[key]) == pytest.approx(single[name], rel=1e-5, abs=1e-9), key
 
@@ -248,7 +252,7 @@ def test_two_processes_train_a_conditional_model_on_disjoint_labelled_shards(tmp
     """Each rank's batches carry their own images' labels, the ranks' shards are disjoint, and
     the conditional G and projection D (embeddings included) stay bitwise identical."""
     from src.data.base import to_float
-    from src.data.digits import DigitsDataModule
+    from src.data.digits import Digits
 
     run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "model.conditional=true", "trainer.limit_train_batches=3",
@@ -260,7 +264,7 @@ def test_two_processes_train_a_conditional_model_on_disjoint_labelled_shards(tmp
     assert any("embed" in name for name in rank0)
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
-    digits = DigitsDataModule(labels=True)
+    digits = Digits(labels=True)
     digits.setup("fit")
     every = to_float(digits.dataset.images).flatten(1)
     seen = []

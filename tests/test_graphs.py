@@ -3,15 +3,19 @@ same static buffers, with the lr, scheduled weights and the EMA decay as device 
 must train bit for bit as the eager step does (losses, weights, EMA, ADA's p, global_step)."""
 
 import logging
+from functools import partial
 
 import pytest
 import torch
 from pytorch_lightning import Callback
 
+from src.models.augment import Augment
 from src.models.dcgan import Discriminator
+from src.models.ema import EMAGenerator
 from src.models.graphs import StepGraphs, StepKind, capture_blocker
+from src.models.regularizers import GradientPenalty
 from src.models.schedules import Cosine
-from tests.helpers import fit_batches, tiny_module
+from tests.helpers import fit_batches, part, policies, tiny_module
 
 BATCHES = 12
 
@@ -32,13 +36,15 @@ def trained(cuda_graph: bool, **kwargs):
     module = tiny_module(
         cuda_graph=cuda_graph,
         discriminator=Discriminator(16, 1, ndf=4, norm="spectral"),
-        ema_decay=0.99, lecam_weight=0.3, penalty="r1", penalty_weight=1.0, penalty_every=3,
-        augment=["translation", "xflip"], augment_p=0.2, ada_target=0.6, ada_interval=2,
-        ada_images=500, d_steps_per_g_step=kwargs.pop("d_steps_per_g_step", 1),
-        schedules={
-            "lr": Cosine(1.0, 0.3), "beta2": Cosine(0.99, 0.9),
-            "penalty_weight": Cosine(1.0, 0.1), "ema_half_life": Cosine(0.0, 100.0),
+        ema=partial(EMAGenerator, decay=0.99, half_life=Cosine(0.0, 100.0)),
+        regularizers={
+            "lecam": part("model/regularizers", "lecam"),
+            "r1": GradientPenalty("real", 1.0, every=3, schedule=Cosine(1.0, 0.1)),
         },
+        augmentation=Augment(policies("translation", "xflip"), p=0.2, target=0.6, interval=2,
+                             speed_images=500),
+        d_steps_per_g_step=kwargs.pop("d_steps_per_g_step", 1),
+        schedules={"lr": Cosine(1.0, 0.3), "beta2": Cosine(0.99, 0.9)},
         **kwargs,
     )  # fmt: skip
     losses = Losses()
@@ -68,7 +74,7 @@ def test_the_capture_ready_step_trains_bitwise_as_the_eager_one(d_steps_per_g_st
     assert ready_trainer.global_step == eager_trainer.global_step
     assert eager_trainer.global_step == BATCHES + BATCHES // d_steps_per_g_step
     # what a graph reads is a device tensor the schedules fill
-    assert isinstance(ready.built_optimizers[0].param_groups[0]["lr"], torch.Tensor)
+    assert isinstance(ready.optimizer.built[0].param_groups[0]["lr"], torch.Tensor)
     assert isinstance(ready.regularizers["r1"].weight, torch.Tensor)
 
 
@@ -86,7 +92,7 @@ def test_what_cannot_be_captured_is_named():
     assert capture_blocker([adam, adam], "bf16-mixed") is None
     assert "Adam is not fused" in capture_blocker([adam, foreach], "32-true")
     assert "16-mixed" in capture_blocker([adam, adam], "16-mixed")
-    assert "model.schedules.beta2" in capture_blocker([adam, adam], "32-true", {"beta2": 1})
+    assert "optimizer.schedules.beta2" in capture_blocker([adam, adam], "32-true", {"beta2": 1})
     graphs = StepGraphs(blocked="a reason")
     assert not graphs.capture
 

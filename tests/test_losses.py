@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from src.models.losses import LOSSES, build_loss
+from src.errors import ConfigError
 from src.models.regularizers import (
     WGANGP,
     DStep,
@@ -14,8 +14,14 @@ from src.models.regularizers import (
     Seen,
     mode_seeking,
     squared_input_gradient,
-    standard_terms,
 )
+from tests.helpers import options, part
+
+LOSSES = options("model/loss")  # discovered: a new loss's file is tested here with the rest
+
+
+def build_loss(name: str, g_objective: str | None = None):
+    return part("model/loss", name, **({"g_objective": g_objective} if g_objective else {}))
 
 
 def sigmoid(x: float) -> float:
@@ -47,18 +53,38 @@ def test_generator_objectives_by_hand():
 def test_losses_are_finite_for_extreme_logits():
     logits = torch.tensor([-200.0, 200.0])
     for name in LOSSES:
-        loss = build_loss(name, "minimax" if name == "bce" else "non_saturating")
+        loss = build_loss(name, "minimax" if name == "bce" else None)
         assert torch.isfinite(loss.discriminator(logits, logits)), name
         assert torch.isfinite(loss.generator(logits, logits)), name
 
 
-def test_unknown_objective_and_loss_are_refused():
-    with pytest.raises(ValueError, match="model.g_objective='wasserstein': allowed with bce:"):
-        build_loss("bce", "wasserstein")
-    with pytest.raises(ValueError, match="model.loss='softmax': allowed: bce, hinge"):
-        build_loss("softmax")
-    with pytest.raises(ValueError, match="minimax is defined for loss=bce only"):
-        build_loss("hinge", "minimax")
+def test_an_unknown_objective_is_refused_by_the_loss_that_has_objectives():
+    from src.models.losses import BCE
+
+    with pytest.raises(ConfigError, match=r"g_objective='wasserstein': allowed: non_saturating"):
+        BCE("wasserstein")
+
+
+def test_each_loss_separates_real_from_fake_at_its_own_boundary():
+    """train/d_real and train/d_fake: the shares D takes for real, decided where each loss puts
+    its boundary (least squares at 0.5, the relativistic ones against the other side)."""
+    real, fake = torch.tensor([0.3, 0.7, 2.0]), torch.tensor([0.5, 1.0, 1.0])
+    expected = {
+        "bce": ([1, 1, 1], [1, 1, 1]), "hinge": ([1, 1, 1], [1, 1, 1]),
+        "least_squares": ([-1, 1, 1], [0, 1, 1]),
+        "wasserstein": ([-1, -1, 1], [-1, 0, 0]), "relativistic": ([-1, -1, 1], [-1, 0, 0]),
+        "rpgan": ([-1, -1, 1], [1, 1, -1]),
+    }  # fmt: skip
+    assert set(expected) == set(LOSSES)  # a new loss: add its boundary here
+    for name, (real_signs, fake_signs) in expected.items():
+        real_verdict, fake_verdict = build_loss(name).verdict(real, fake)
+        assert real_verdict.sign().tolist() == real_signs, name
+        assert fake_verdict.sign().tolist() == fake_signs, name
+    # a D that has separated the two: every real taken for real, no fake, under every loss
+    separated_real, separated_fake = torch.tensor([3.0, 4.0]), torch.tensor([-3.0, -4.0])
+    for name in LOSSES:
+        real_verdict, fake_verdict = build_loss(name).verdict(separated_real, separated_fake)
+        assert (real_verdict > 0).all() and (fake_verdict <= 0).all(), name
 
 
 REAL, FAKE = torch.tensor([2.0, -0.5]), torch.tensor([0.5, -3.0])
@@ -198,22 +224,24 @@ def test_mode_seeking_is_the_inverse_image_to_latent_distance_ratio():
     assert mode_seeking(torch.zeros(4, 1, 2, 2), z).item() == pytest.approx(1e5)
 
 
-def test_the_flat_keys_build_their_terms_in_order_and_two_penalties_are_configuration():
-    terms = standard_terms(["r1", "r2"], 0.5, 1, lecam_weight=0.3, acgan=True)
-    assert list(terms) == ["acgan", "r1", "r2", "lecam"]
-    assert (terms["r1"].side, terms["r2"].side) == ("real", "fake")
-    assert standard_terms("none") == {}
-    with pytest.raises(ValueError, match="model.penalty='r3': allowed: none, wgan_gp, r1, r2"):
-        standard_terms("r3")
-    with pytest.raises(ValueError, match="model.penalty_every=0: allowed: an integer >= 1"):
-        standard_terms("r1", penalty_every=0)
-    with pytest.raises(ValueError, match="model.lecam_weight=-1: allowed: a number >= 0"):
-        standard_terms(lecam_weight=-1)
+def test_every_regularizer_option_builds_and_refuses_a_bad_value_by_its_own_key():
+    for name in options("model/regularizers"):
+        assert part("model/regularizers", name).weight >= 0, name
+        with pytest.raises(ConfigError, match=r"^weight=-1: allowed: a number >= 0"):
+            part("model/regularizers", name, weight=-1)
+    assert (part("model/regularizers", "r1").side, part("model/regularizers", "r2").side) == (
+        "real", "fake")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^every=0: allowed: an integer >= 1"):
+        part("model/regularizers", "r1", every=0)
+    with pytest.raises(ConfigError, match=r"^side='middle': allowed: real, fake"):
+        GradientPenalty("middle", 1.0)
 
 
 def test_mode_seeking_trains_a_conditional_module_with_paired_classes():
     from tests.helpers import fit_batches, tiny_module
 
-    module = tiny_module(conditional=True, num_classes=10, mode_seeking_weight=1.0)
+    module = tiny_module(
+        num_classes=10, regularizers={"mode_seeking": part("model/regularizers", "mode_seeking")}
+    )
     trainer = fit_batches(module, 2)
     assert torch.isfinite(trainer.callback_metrics["train/loss_g"])

@@ -11,7 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
-from src.data.digits import DigitsDataModule
+from src.data.digits import Digits
 from src.metrics.evaluator import Evaluator
 from src.metrics.quality import (
     frechet_distance,
@@ -54,26 +54,26 @@ def domain_cache(tmp_path_factory) -> Path:
     """A cache holding the digits domain model (the default recipe), trained once for this
     module; the CLI tests point at it instead of training their own."""
     cache = tmp_path_factory.mktemp("domain")
-    Evaluator(DigitsDataModule(), num_real=1000, cache_dir=cache)
+    Evaluator(Digits(), num_real=1000, cache=cache)
     return cache
 
 
 @pytest.fixture(scope="module")
 def evaluator(domain_cache):
-    return Evaluator(DigitsDataModule(), num_real=1000, cache_dir=domain_cache)
+    return Evaluator(Digits(), num_real=1000, cache=domain_cache)
 
 
 def test_domain_fid_orders_real_noisy_and_noise(evaluator):
     # the default recipe's held-out accuracy on the digits (0.98 over 3 seeds, metric_cost)
     assert evaluator.model.test_accuracy > 0.96 and evaluator.model.labelled
     held_out = evaluator.held_out
-    real_vs_real = evaluator.evaluate(held_out)["fid_domain"]
+    real_vs_real = evaluator.evaluate(held_out)["fid"]
     noisy = []
     rng = torch.Generator().manual_seed(0)
     for sigma in (0.1, 0.3, 0.6):
         images = (held_out + sigma * torch.randn(held_out.shape, generator=rng)).clamp(-1, 1)
-        noisy.append(evaluator.evaluate(images)["fid_domain"])
-    noise = evaluator.evaluate(torch.rand(len(held_out), 1, 32, 32) * 2 - 1)["fid_domain"]
+        noisy.append(evaluator.evaluate(images)["fid"])
+    noise = evaluator.evaluate(torch.rand(len(held_out), 1, 32, 32) * 2 - 1)["fid"]
     assert real_vs_real < noisy[0] < noisy[1] < noisy[2] < noise
     assert noise > 10 * real_vs_real
 
@@ -93,12 +93,12 @@ def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path,
         f"ckpt_path={ckpt}", "n=200", "num_real=500", "domain_epochs=2",
         f"cache_dir={domain_cache}", f"out={report_path}", module="src.evaluate",
     )  # fmt: skip
-    assert "fid_domain" in result.stdout and "real vs real" in result.stdout
+    assert "fid" in result.stdout and "real vs real" in result.stdout
     report = json.loads(report_path.read_text())
-    for name in ("fid_domain", "kid_domain", "precision", "recall", "class_coverage"):
+    for name in ("fid", "kid", "precision", "recall", "class_coverage"):
         assert name in report["metrics"] and name in report["real_vs_real"]
     # a 4-batch run is far from the data: its FID is well above the real-vs-real floor
-    assert report["metrics"]["fid_domain"] > 2 * report["real_vs_real"]["fid_domain"]
+    assert report["metrics"]["fid"] > 2 * report["real_vs_real"]["fid"]
 
 
 @pytest.mark.parametrize("module", ["src.generate", "src.evaluate"])

@@ -58,14 +58,17 @@ OPTUNA = ["hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2"
 
 def test_every_readme_command_is_one_a_test_runs():
     """Each README command is a `python -m src.*` or `torchrun` line the slow test below runs,
-    a Makefile target, or W&B's own CLI (its uploads need a network)."""
+    the "Extend it" example's (`PYTHONPATH=. python -m src.*`, tests/test_extend.py), a
+    Makefile target, or W&B's own CLI (its uploads need a network)."""
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
     for command in COMMANDS:
         words = command.split()
         if words[0] == "make":
             assert words[1] in targets, command
         else:
-            assert command.startswith(("python -m src.", "torchrun ", "wandb ")), command
+            assert command.startswith(
+                ("python -m src.", "torchrun ", "wandb ", "PYTHONPATH=. python -m src.")
+            ), command
     assert sum(c.startswith("python -m src.") for c in COMMANDS) >= 25
 
 
@@ -89,7 +92,7 @@ def test_every_readme_command_runs(tmp_path):
         "outputs/train/my_run": str(tmp_path / "my_run"),
         "outputs/train/cond_run": str(tmp_path / "cond_run"),
         "outputs/train/big_run": str(tmp_path / "big_run"),
-        "~/pets": str(folder), "~/pictures": str(folder),
+        "$HOME/pets": str(folder), "~/pets": str(folder), "~/pictures": str(folder),
     }  # fmt: skip
     sweep = reported = None
     for number, command in enumerate(COMMANDS):

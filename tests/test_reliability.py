@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.callbacks.health import Health
 from src.errors import ConfigError
-from src.models.health import HealthMonitor
 from src.utils.checkpoint import load_checkpoint
 from tests.conftest import ROOT, TINY, run_cli
 from tests.helpers import (
@@ -53,8 +53,8 @@ def test_resume_with_spectral_norm_lazy_r1_and_lecam_is_bitwise(train_entry, tmp
     continue exactly: 1 epoch + resume to 2 equals 2 epochs, bitwise."""
     # optimizer=adam: no lr schedule, whose length would depend on max_epochs
     settings = ["model.generator.norm=spectral", "model.discriminator.norm=spectral",
-                "model.penalty=r1", "model.penalty_weight=1", "model.penalty_every=3",
-                "model.lecam_weight=0.3", "optimizer=adam"]  # fmt: skip
+                "model/regularizers=[r1,lecam]", "model.regularizers.r1.weight=1",
+                "model.regularizers.r1.every=3", "optimizer=adam"]  # fmt: skip
     a, b = resumed_and_straight(train_entry, settings, tmp_path)
     assert a["global_step"] == b["global_step"] == 16
     assert "regularizers.lecam.ema" in a["state_dict"]
@@ -157,9 +157,10 @@ def test_a_nonfinite_step_is_skipped_and_counted():
     """D's output is NaN on the first batch: neither network moves, the skip is counted."""
     module = tiny_module(discriminator=PoisonedDiscriminator(16, 1, ndf=4, poison_from=0))
     before = [p.detach().clone() for p in module.parameters()]
-    trainer = fit_batches(module, 1)
+    health = Health()
+    trainer = fit_batches(module, 1, callbacks=[health])
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
-    assert module.health.total.item() == 1
+    assert health.total.item() == 1
     for optimizer in trainer.optimizers:  # no Adam step was counted either
         assert all(s["step"].item() == 0 for s in optimizer.state.values())
 
@@ -169,23 +170,55 @@ def test_persistent_divergence_stops_the_run_with_one_line_and_keeps_the_checkpo
     run_dir = tmp_path / "run"
     result = run_cli(
         *TINY, "logger=csv", "trainer.max_epochs=3", "trainer.limit_train_batches=6",
-        "trainer.log_every_n_steps=2", "model.max_nonfinite_steps=3",
+        "trainer.log_every_n_steps=2", "callbacks.health.max_nonfinite_steps=3",
         "model.discriminator._target_=tests.helpers.PoisonedDiscriminator",
         "+model.discriminator.poison_from=18", f"hydra.run.dir={run_dir}", check=False,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: training diverged: ") and "model.max_nonfinite_steps=3" in line
+    assert line.startswith("error: training diverged: ")
+    assert "callbacks.health.max_nonfinite_steps=3" in line
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["epoch"] == 0
     assert all(t.isfinite().all() for t in checkpoint["state_dict"].values())
 
 
 def test_d_collapse_is_warned_once_per_episode(caplog):
-    monitor = HealthMonitor(max_nonfinite_steps=10, collapse_warn_steps=3)
+    monitor = Health(max_nonfinite_steps=10, collapse_warn_steps=3)
     ok, collapsed = (torch.tensor(0.6), torch.tensor(0.4)), (torch.tensor(1.0), torch.tensor(0.0))
     for d_real, d_fake in [ok, collapsed, collapsed, collapsed, collapsed, ok, *[collapsed] * 3]:
         monitor.update(torch.tensor(False), d_real, d_fake)
         monitor.check(step=0, completed_epochs=0)
     warnings = [r for r in caplog.records if "D collapse" in r.getMessage()]
     assert len(warnings) == 2  # one per episode of >= 3 collapsed steps
+
+
+SEPARATED = [  # G frozen, D fast: D separates real from generated images within ~20 batches
+    "model/augmentation=none", "optimizer.generator.lr=1e-12", "optimizer.discriminator.lr=2e-3",
+    "callbacks.health.collapse_warn_steps=20", "trainer.limit_train_batches=60",
+    "trainer.log_every_n_steps=10",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("loss", "separated"),
+    [("least_squares", True), ("least_squares", False),
+     *(pytest.param(loss, True, marks=pytest.mark.slow) for loss in ("bce", "hinge", "rpgan"))],
+)  # fmt: skip
+def test_d_collapse_is_read_at_each_losss_own_boundary(train_entry, tmp_path, loss, separated):
+    """Under least squares D's targets 1 and 0 are sigmoid 0.73 and 0.5: read as shares taken
+    for real at the loss's own boundary, a D that separates warns under every loss, and the
+    logged train/d_real and train/d_fake are those shares; a game that is played does not."""
+    settings = SEPARATED if separated else SEPARATED[-2:]
+    status, err = train_entry(f"model/loss={loss}", *settings)
+    assert status == 0, err
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert ("D collapse at batch" in log) == separated
+    if separated:
+        last = rows(tmp_path / "run")[-1]
+        assert (float(last["train/d_real"]), float(last["train/d_fake"])) == (1.0, 0.0)
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))

@@ -7,17 +7,17 @@ import math
 import torch
 from torch import nn
 
-from src.data.digits import DigitsDataModule
-from src.data.stacked import StackedDigitsDataModule
+from src.data.digits import Digits
+from src.data.stacked import StackedDigits
 from src.metrics.quality import ModeCoverage
 from tests import fixtures
 from tests.conftest import TINY, run_cli, run_entry
 
 
 def test_each_channel_is_one_source_digit_and_the_label_is_the_mode():
-    data = StackedDigitsDataModule(image_size=16, channels=3, num_images=3000)
+    data = StackedDigits(image_size=16, channels=3, num_images=3000)
     data.setup("fit")
-    source = DigitsDataModule(image_size=16)
+    source = Digits(image_size=16)
     source.setup("fit")
     digits, labels = source.images, source.targets()
     images, modes = data.images, data.targets()
@@ -30,7 +30,7 @@ def test_each_channel_is_one_source_digit_and_the_label_is_the_mode():
                                  for a in found[0] for b in found[1] for c in found[2]}  # fmt: skip
     counts = torch.bincount(modes, minlength=1000)
     assert (counts > 0).sum() >= 940  # 3,000 draws of 1,000 equally likely modes: ~950 appear
-    again = StackedDigitsDataModule(image_size=16, channels=3, num_images=3000, seed=7)
+    again = StackedDigits(image_size=16, channels=3, num_images=3000, seed=7)
     again.setup("fit")
     assert torch.equal(again.images, images)  # stack_seed, not the run's seed, fixes the draw
 
@@ -85,7 +85,7 @@ def test_stacked_digits_trains_and_evaluate_reports_modes_beside_the_floor(tmp_p
 
 def test_stacked_mnist_reads_the_idx_files_and_needs_their_labels(tmp_path):
     root = fixtures.write_mnist(tmp_path / "with", labels=True)
-    data = StackedDigitsDataModule(root=str(root), source="mnist", image_size=16, channels=3,
+    data = StackedDigits(root=str(root), source="mnist", image_size=16, channels=3,
                                    num_images=200)  # fmt: skip
     data.setup("fit")
     assert data.images.shape == (200, 3, 16, 16)

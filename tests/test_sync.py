@@ -6,6 +6,7 @@ Trainer run of the default module (progress bar and logging every LOG_EVERY batc
 """
 
 from collections import Counter
+from functools import partial
 
 import pytest
 import torch
@@ -13,9 +14,13 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from src.callbacks.health import Health
+from src.models.augment import Augment
 from src.models.dcgan import Discriminator
+from src.models.ema import EMAGenerator
+from src.models.regularizers import GradientPenalty
 from src.models.schedules import Cosine
-from tests.helpers import fit_batches, tiny_module
+from tests.helpers import fit_batches, part, policies, tiny_module
 
 LOG_EVERY, BATCHES = 5, 15
 SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
@@ -30,24 +35,28 @@ class BatchIndex(Callback):
 
 # every part a step can have on (EMA, spectral norm, LeCam, a lazy R1, ADA, schedules), in the
 # eager step and in model.cuda_graph's capture-ready one (what a CUDA graph would replay)
-EVERY_PART = dict(
-    ema_decay=0.99, lecam_weight=0.3, penalty="r1", penalty_weight=1.0, penalty_every=3,
-    augment=["translation", "xflip"], augment_p=0.2, ada_target=0.6, ada_interval=2,
-    schedules={"lr": Cosine(1.0, 0.3), "penalty_weight": Cosine(1.0, 0.1),
-               "ema_half_life": Cosine(0.0, 100.0)},
-)  # fmt: skip
+def every_part() -> dict:
+    return dict(
+        ema=partial(EMAGenerator, decay=0.99, half_life=Cosine(0.0, 100.0)),
+        regularizers={
+            "lecam": part("model/regularizers", "lecam"),
+            "r1": GradientPenalty("real", 1.0, every=3, schedule=Cosine(1.0, 0.1)),
+        },
+        augmentation=Augment(policies("translation", "xflip"), p=0.2, target=0.6, interval=2),
+        schedules={"lr": Cosine(1.0, 0.3)},
+    )
 
 
 @pytest.mark.parametrize(
     ("optimizer", "parts"),
-    [("adam", {}), ("sgd", {}), ("adam", EVERY_PART), ("adam", EVERY_PART | {"cuda_graph": True})],
+    [("adam", None), ("sgd", None), ("adam", {}), ("adam", {"cuda_graph": True})],
     ids=["adam", "sgd", "every-part", "every-part-cuda-graph"],
 )
 def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimizer, parts):
-    discriminator = Discriminator(16, 1, ndf=4, norm="spectral") if parts else None
-    module = tiny_module(
-        optimizer, discriminator=discriminator, **({"augment": ["translation"]} | parts)
-    )
+    discriminator = Discriminator(16, 1, ndf=4, norm="spectral") if parts is not None else None
+    chosen = {"augmentation": Augment(policies("translation"))}
+    chosen |= every_part() | parts if parts is not None else {}
+    module = tiny_module(optimizer, discriminator=discriminator, **chosen)
     calls: Counter = Counter()
     for name in SYNCING:
         original = getattr(torch.Tensor, name)
@@ -62,7 +71,7 @@ def test_host_syncs_happen_on_logging_steps_only(tmp_path, monkeypatch, optimize
     # is a multiple of log_every_n_steps; the progress bar refreshes on the same batches.
     fit_batches(
         module, BATCHES, log_every_n_steps=LOG_EVERY, logger=CSVLogger(tmp_path),
-        callbacks=[BatchIndex(), TQDMProgressBar(refresh_rate=LOG_EVERY)],
+        callbacks=[BatchIndex(), Health(), TQDMProgressBar(refresh_rate=LOG_EVERY)],
         enable_progress_bar=True,
     )  # fmt: skip
     BatchIndex.current = None

@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 
 from experiments.digits_quality.digit_classifier import load_or_train, score
-from src.data.digits import DigitsDataModule
+from src.data.digits import Digits
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
 from src.models.loading import load_generator
 
 N, SEED = 1000, 1234
 COLUMNS = [
-    ("fid_domain", "FID", 1), ("kid_domain", "KID", 1), ("precision", "P", 3),
+    ("fid", "FID", 1), ("kid", "KID", 1), ("precision", "P", 3),
     ("recall", "R", 3), ("density", "D", 2), ("coverage", "C", 3),
     ("class_accuracy", "class acc", 3), ("intra_fid", "intra FID", 1),
     ("recognisable", "recognisable", 3), ("asked_for", "asked for", 3),
@@ -60,7 +60,7 @@ def main() -> None:
     for argument in sys.argv[1:]:
         name, _, runs = argument.partition("=")
         groups[name] = [Path(r) for r in runs.split(",")]
-    evaluator = Evaluator(DigitsDataModule(image_size=32), num_real=1000)
+    evaluator = Evaluator(Digits(image_size=32), num_real=1000)
     classifier = load_or_train()
     floor = evaluator.floor()
     floor |= {k: v for k, v in score(classifier, evaluator.held_out).items() if k != "class_shares"}

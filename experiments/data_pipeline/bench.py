@@ -7,7 +7,7 @@
    (batch 64, shuffled, in [-1, 1]) by
    (a) torchvision.datasets.CIFAR10 + ToTensor + Normalize in a DataLoader (2 workers, the
        cores this machine has), and
-   (b) our resident path (CIFAR10DataModule, resident=true): decode once, slice, convert.
+   (b) our resident path (CIFAR10, resident=true): decode once, slice, convert.
    Each: one warm-up epoch, then the median of 3 timed epochs.
 2. Trains the default digits config for a few epochs with Lightning's SimpleProfiler and
    reports the share of step time spent waiting for the next batch.
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from experiments.formats import write_cifar10
-from src.data.cifar import CIFAR10DataModule
+from src.data.cifar import CIFAR10
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def torchvision_loader(root: Path, batch_size: int, workers: int):
 
 
 def resident_loader(root: Path, batch_size: int):
-    datamodule = CIFAR10DataModule(root=str(root), channels=3, batch_size=batch_size, resident=True)
+    datamodule = CIFAR10(root=str(root), channels=3, batch_size=batch_size, resident=True)
     start = time.perf_counter()
     datamodule.setup("fit")
     decode_s = time.perf_counter() - start

@@ -39,13 +39,13 @@ NORMS = {"batch": ["model.discriminator.norm=batch"],
          "spectral": ["model.discriminator.norm=spectral"],
          "none": ["model.discriminator.norm=none"]}  # fmt: skip
 LOSSES = {
-    "bce": ["model.loss=bce"],  # the article's game, non-saturating G loss
-    "hinge": ["model.loss=hinge"],
-    "least_squares": ["model.loss=least_squares"],
-    "relativistic": ["model.loss=relativistic"],
+    "bce": ["model/loss=bce"],  # the article's game, non-saturating G loss
+    "hinge": ["model/loss=hinge"],
+    "least_squares": ["model/loss=least_squares"],
+    "relativistic": ["model/loss=relativistic"],
     # a critic needs its penalty; per-sample gradient norms rule out BatchNorm in D
-    "wasserstein_gp": ["model.loss=wasserstein", "model.penalty=wgan_gp",
-                       "model.penalty_weight=10"],
+    "wasserstein_gp": ["model/loss=wasserstein", "model/regularizers=[wgan_gp]",
+                       "model.regularizers.wgan_gp.weight=10"],
 }  # fmt: skip
 CONFIGS = {
     f"{loss}/{norm}": LOSSES[loss] + NORMS[norm]
@@ -59,7 +59,7 @@ CONFIGS = {
 # 64) and 40x (ResNet, 256/128) as much here). Their G keeps its N(0, I) prior.
 ARCHITECTURES = {
     f"{arch}-16 least_squares/spectral": [f"model={arch}", "model.generator.ngf=16",
-                                          "model.discriminator.ndf=16", "model.loss=least_squares"]
+                                          "model.discriminator.ndf=16", "model/loss=least_squares"]
     for arch in ("sngan", "resnet")
 }  # fmt: skip
 CONFIGS |= ARCHITECTURES
@@ -68,8 +68,8 @@ CONFIGS |= ARCHITECTURES
 # weight 0.3, for limited data with DiffAugment), and class conditioning (projection D).
 VARIANTS = {
     f"{variant} least_squares/spectral": LOSSES["least_squares"] + NORMS["spectral"] + [override]
-    for variant, override in [("ema-0.999", "model.ema_decay=0.999"),
-                              ("lecam-0.3", "model.lecam_weight=0.3"),
+    for variant, override in [("ema-0.999", "model/ema=average"),
+                              ("lecam-0.3", "model/regularizers=[lecam]"),
                               ("conditional", "model.conditional=true")]
 }  # fmt: skip
 CONFIGS |= VARIANTS
@@ -111,7 +111,7 @@ def finished(directory: Path) -> bool:
     ).exists()
 
 
-COLUMNS = [("fid_domain", "FID", 1), ("kid_domain", "KID", 1), ("precision", "precision", 3),
+COLUMNS = [("fid", "FID", 1), ("kid", "KID", 1), ("precision", "precision", 3),
            ("recall", "recall", 3), ("density", "density", 2), ("coverage", "coverage", 3),
            ("recognisable", "recognisable", 3), ("min_share", "min share", 3),
            ("max_share", "max share", 3)]  # fmt: skip
@@ -123,7 +123,7 @@ def score() -> None:
     from experiments.conditional.measure import measure
     from experiments.digits_quality.digit_classifier import load_or_train
     from experiments.digits_quality.digit_classifier import score as classify
-    from src.data.digits import DigitsDataModule
+    from src.data.digits import Digits
     from src.metrics.domain import VERSION
     from src.metrics.evaluator import Evaluator
 
@@ -134,7 +134,7 @@ def score() -> None:
     results = [r for r in map(json.loads, lines) if r.get("extractor") == VERSION]
     cache.write_text("".join(json.dumps(r) + "\n" for r in results))
     done = {r["run"] for r in results}
-    evaluator = Evaluator(DigitsDataModule(image_size=32), num_real=1000)
+    evaluator = Evaluator(Digits(image_size=32), num_real=1000)
     classifier = load_or_train()
     floor = evaluator.floor()
     judged = classify(classifier, evaluator.held_out)
@@ -189,16 +189,16 @@ def plot(results: list[dict], floor: dict) -> None:
         arch, _, pair = r["config"].rpartition(" ")
         loss, norm = pair.split("/")
         marker = prefixes.get(arch, markers[norm])
-        ax.scatter(r["recall"], r["fid_domain"], marker=marker, color=colours[loss], alpha=0.8)
+        ax.scatter(r["recall"], r["fid"], marker=marker, color=colours[loss], alpha=0.8)
     for loss, colour in colours.items():
         ax.scatter([], [], color=colour, label=loss)
     for norm, marker in markers.items():
         ax.scatter([], [], marker=marker, color="grey", label=f"DCGAN, D norm: {norm}")
     for arch, marker in prefixes.items():
         ax.scatter([], [], marker=marker, color="grey", label=f"{arch} (spectral D)")
-    ax.scatter(floor["recall"], floor["fid_domain"], marker="*", s=200, color="black",
+    ax.scatter(floor["recall"], floor["fid"], marker="*", s=200, color="black",
                label="real vs real")  # fmt: skip
-    ax.axhline(1.5 * floor["fid_domain"], ls="--", color="grey", lw=0.8)
+    ax.axhline(1.5 * floor["fid"], ls="--", color="grey", lw=0.8)
     ax.axvline(0.8, ls="--", color="grey", lw=0.8)
     ax.set(xlabel="recall (k-NN, domain features)", ylabel="domain FID (log)", yscale="log",
            title="Digits, 80 epochs, one point per run; dashed: the issue's targets")  # fmt: skip

@@ -30,8 +30,8 @@ from torch import nn
 
 from experiments.formats import write_idx, write_idx_labels
 from src.data.base import to_float
-from src.data.digits import DigitsDataModule
-from src.data.idx import MNISTDataModule
+from src.data.digits import Digits
+from src.data.idx import MNIST
 from src.metrics import domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +99,8 @@ def train_first(images: torch.Tensor, labels: torch.Tensor, seed: int) -> float:
 
 def extractor(root: Path, seeds: int) -> None:
     torch.set_num_threads(2)
-    datasets = {"digits (1,797)": DigitsDataModule(image_size=32),
-                "mnist-format (5,000)": MNISTDataModule(root=str(root), image_size=32)}  # fmt: skip
+    datasets = {"digits (1,797)": Digits(image_size=32),
+                "mnist-format (5,000)": MNIST(root=str(root), image_size=32)}  # fmt: skip
     recipes = {
         "VERSION 1: plain CNN, Adam 1e-3 constant, 15 epochs": train_first,
         f"VERSION {domain.VERSION}: BatchNorm CNN, one-cycle 1e-2, 4 epochs, channels_last":

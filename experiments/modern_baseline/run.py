@@ -42,23 +42,24 @@ CONFIGS = {
     # 2026-12-02) ADA: translation with p adaptive from 0 (target 0.6, 0 -> 1 in 100k images)
     "default": [],
     # the default until 2026-12-02: DiffAugment's translation on every image (p = 1)
-    "diffaugment": ["model.ada_target=null", "model.augment_p=1"],
+    "diffaugment": ["model/augmentation=diffaugment"],
     # ADA at its published speed (p from 0 to 1 in 500k images; a digits run is 143k)
-    "default-ada500": ["model.ada_images=500000"],
+    "default-ada500": ["model.augmentation.speed_images=500000"],
     # the control: no augmentation at all
-    "default-noaug": ["model.augment=[]"],
+    "default-noaug": ["model/augmentation=none"],
     # ADA's pipeline as far as it is built here, p adaptive from 0
-    "default-ada-full": ["model.augment=[translation,xflip,rot90,color,cutout]"],
-    "default-rpgan-r1r2": ["model.loss=rpgan", "model.penalty=[r1,r2]",
-                           "model.penalty_weight=0.05"],
+    "default-ada-full": ["model/augmentation/policies=[translation,xflip,rot90,color,cutout]"],
+    "default-rpgan-r1r2": ["model/loss=rpgan", "model/regularizers=[r1,r2]",
+                           "model.regularizers.r1.weight=0.05",
+                           "model.regularizers.r2.weight=0.05"],
     # R3GAN at a CPU width: every stage 32 wide (groups of 16), 2 blocks, gamma 0.05, EMA
     "r3gan-32": ["model=r3gan", "model.generator.ngf=32", "model.discriminator.ndf=32",
                  *R3GAN_OPTIMIZER],
 }  # fmt: skip
 METRICS = {
-    "stacked": ("fid_domain", "kid_domain", "precision", "recall", "density", "coverage",
+    "stacked": ("fid", "kid", "precision", "recall", "density", "coverage",
                 "modes", "mode_kl"),
-    "digits": ("fid_domain", "kid_domain", "precision", "recall", "density", "coverage",
+    "digits": ("fid", "kid", "precision", "recall", "density", "coverage",
                "recognisable", "rarest_digit"),
 }  # fmt: skip
 SAMPLES = {"stacked": ["n=10000", "num_real=10000"], "digits": ["n=1000"]}
@@ -139,12 +140,12 @@ def plot(rows: dict[str, list[dict]], floor: dict | None, benchmark: str) -> Non
 
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for config, runs in sorted(rows.items()):
-        recall, fid = [r["recall"] for r in runs], [r["fid_domain"] for r in runs]
+        recall, fid = [r["recall"] for r in runs], [r["fid"] for r in runs]
         (dots,) = axes.plot(recall, fid, "o", alpha=0.5)
         axes.plot(statistics.mean(recall), statistics.mean(fid), "x", markersize=12,
                   color=dots.get_color(), label=f"{config} ({len(runs)} seeds)")  # fmt: skip
     if floor:
-        axes.plot(floor["recall"], floor["fid_domain"], "*", markersize=14, color="black",
+        axes.plot(floor["recall"], floor["fid"], "*", markersize=14, color="black",
                   label="real vs real")  # fmt: skip
     axes.set(xlabel="recall (diversity, higher is better)", yscale="log",
              ylabel="domain FID (fidelity, lower is better)", title=f"{benchmark}")  # fmt: skip

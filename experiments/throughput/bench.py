@@ -118,8 +118,12 @@ class Ours:
         self, size, channels, width, batch, device, precision="32-true", compile=False,
         channels_last=True, architecture=None, cuda_graph=False,
     ):  # fmt: skip
-        from src.data.fake import FakeDataModule
+        from src.data.fake import FakeImages
+        from src.data.module import ImageDataModule
+        from src.models.augment import Augment
         from src.models.gan_module import GANModule
+        from src.models.losses import BCE
+        from src.models.optim import Optimizers
 
         torch.manual_seed(0)
         self.device, self.batch, self.precision = device, batch, precision
@@ -129,19 +133,21 @@ class Ours:
         else:
             generator = Generator(size, channels, 100, ngf=width, latent_components=0)
             discriminator = Discriminator(size, channels, ndf=width, norm="batch")
+        optimizers = Optimizers(adam, adam, lr=2e-4, momentum=0.5)
         self.module = GANModule(
-            generator,
-            discriminator,
-            optimizer_g=adam, optimizer_d=adam, loss="bce", augment=[], compile=compile,
-            channels_last=channels_last, cuda_graph=cuda_graph,
+            generator, discriminator, optimizers.build(generator, discriminator), BCE(),
+            augmentation=Augment(), compile=compile, channels_last=channels_last,
+            cuda_graph=cuda_graph,
         )  # fmt: skip
-        self.make_data = lambda n: FakeDataModule(
+        self.make_data = lambda n: ImageDataModule(FakeImages(
             num_images=n, image_size=size, channels=channels, batch_size=batch
-        )
+        ))  # fmt: skip
 
     def run(self, warmup: int, steps: int, callbacks: list | None = None) -> float:
         from pytorch_lightning import Callback, Trainer
         from pytorch_lightning.loggers import CSVLogger
+
+        from src.callbacks.health import Health
 
         marks: list[float] = []
         device = self.device
@@ -157,7 +163,7 @@ class Ours:
                 accelerator=device.type, devices=1, precision=self.precision, max_epochs=1,
                 limit_train_batches=warmup + steps, limit_val_batches=0, logger=CSVLogger(tmp),
                 log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, callbacks=[Clock(), *(callbacks or [])],
+                enable_model_summary=False, callbacks=[Clock(), Health(), *(callbacks or [])],
                 benchmark=device.type == "cuda",
             )  # fmt: skip
             trainer.fit(self.module, datamodule=self.make_data((warmup + steps) * self.batch))

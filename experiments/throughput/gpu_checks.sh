@@ -29,8 +29,8 @@ bench() { timeout "$1" python3 -m experiments.throughput.bench --device cuda "${
   # against the same run eagerly: the losses should follow each other
   for graph in true false; do
     check every_part_graph_$graph model.cuda_graph=$graph trainer.precision=bf16-mixed \
-      model.ema_decay=0.999 model.penalty=r1 model.penalty_weight=0.1 model.penalty_every=4 \
-      model.lecam_weight=0.3 model.d_steps_per_g_step=2
+      model/ema=average model/regularizers=[r1,lecam] model.regularizers.r1.weight=0.1 \
+      model.regularizers.r1.every=4 model.d_steps_per_g_step=2
   done
   bench 120 --rounds 1 --scan
   bench 150 --rounds 1 --cases sngan resnet

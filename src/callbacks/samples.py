@@ -33,7 +33,7 @@ class SampleGrid(Callback):
             grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
             save_image(grid, path)
         else:
-            names = trainer.datamodule.class_names() if trainer.datamodule else None
+            names = pl_module.class_names
             rows = [names[r] if names else str(r) for r in labels[::CLASS_GRID_COLUMNS].tolist()]
             caption += "; rows: " + ", ".join(rows)
             grid = make_grid(images, CLASS_GRID_COLUMNS, normalize=True, value_range=(-1, 1))

@@ -1,7 +1,11 @@
-"""The image DataModule every dataset shares: a resident fast path and a streaming path.
+"""The images every dataset shares (`ImageSource`, the `data` node): its keys, the dataset,
+labels and class names, the validation reference set, the metrics it is judged by, and a
+resident fast path and a streaming path for its batches. Without Lightning, so a mistake in
+the data keys is said before Lightning is imported; `src.data.module.ImageDataModule` hands
+it to Lightning.
 
 Datasets yield uint8 CHW tensors already at (channels, image_size, image_size); batches are
-turned into floats in [-1, 1] on the training device (`on_after_batch_transfer`).
+turned into floats in [-1, 1] on the training device.
 
 - resident: the whole dataset decoded once into one uint8 tensor (cached on disk, keyed by
   content), kept on the training device; each step slices a batch by index, the epoch's
@@ -19,15 +23,15 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import torch
-from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from src.data.keys import check_data_keys
 from src.data.sampling import ContiguousBatches, EpochSampler
 from src.data.transforms import fit_images
-from src.errors import ConfigError
+from src.errors import ConfigError, choice, integer, number
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
@@ -92,7 +96,7 @@ class ReferenceImages(Dataset):
     """(uint8 images, labels or None, positions) of a datamodule's images at `indices`, fetched
     a batch of positions at a time."""
 
-    def __init__(self, datamodule: "ImageDataModule", indices: torch.Tensor):
+    def __init__(self, datamodule: "ImageSource", indices: torch.Tensor):
         self.datamodule, self.indices = datamodule, indices
         self.targets = datamodule.targets()
 
@@ -122,8 +126,14 @@ def stack_dataset(dataset: Dataset, num_workers: int = 0) -> torch.Tensor:
     return torch.cat(list(loader)) if len(dataset) else torch.empty(0, dtype=torch.uint8)
 
 
-class ImageDataModule(LightningDataModule):
-    """Subclasses implement `build_dataset` (and `fingerprint` to cache the resident tensor)."""
+RESIDENT_CHOICES = ("auto", True, False)
+
+
+class ImageSource:
+    """Subclasses implement `build_dataset` (and `fingerprint` to cache the resident tensor);
+    their own keys go into `self.hparams` beside these."""
+
+    SHAPE = ("image_size", "channels")  # what G and D are built for
 
     def __init__(
         self,
@@ -143,11 +153,25 @@ class ImageDataModule(LightningDataModule):
         """`labels`: batches are (images, labels) pairs (for a conditional model; the
         dataset must have class labels). `val_size`: reference images of the validation
         metrics (as many samples are generated)."""
-        super().__init__()
-        check_data_keys(
-            root, download, channels, batch_size, num_workers, val_size, resident, resident_max_gb
-        )
-        self.save_hyperparameters()
+        choice("data.channels", channels, (1, 3))
+        integer("data.batch_size", batch_size)
+        cpus = os.cpu_count() or 1  # loader processes beyond a few per CPU only fill memory
+        integer("data.num_workers", num_workers, low=0, high=4 * cpus)
+        integer("data.val_size", val_size, low=2)
+        number("data.resident_max_gb", resident_max_gb)
+        choice("data.resident", resident, RESIDENT_CHOICES)
+        if root is not None and not download and not Path(root).is_dir():
+            raise ConfigError(
+                "data.root", root,
+                "no such directory (point it at the dataset, or data.download=true with a "
+                "network)",
+            )  # fmt: skip
+        self.hparams = SimpleNamespace(
+            root=root, download=download, image_size=image_size, channels=channels,
+            batch_size=batch_size, num_workers=num_workers, seed=seed, resident=resident,
+            resident_max_gb=resident_max_gb, cache_dir=cache_dir, labels=labels,
+            val_size=val_size,
+        )  # fmt: skip
         self.dataset: Dataset | None = None
         self.images: torch.Tensor | None = None  # the resident tensor, when resident
 
@@ -211,6 +235,9 @@ class ImageDataModule(LightningDataModule):
             return torch.empty(0, self.hparams.channels, *[self.hparams.image_size] * 2).byte()
         return torch.stack([self.dataset[int(i)] for i in indices])
 
+    def prepare(self) -> None:
+        """Downloads what `data.download=true` asks for (once, on one process)."""
+
     def download(self, fetch: Callable[[], object]) -> None:
         """Runs a torchvision download (data.download=true); a failure is one clear line."""
         try:
@@ -223,7 +250,20 @@ class ImageDataModule(LightningDataModule):
                 "put the files under data.root yourself",
             ) from None  # fmt: skip
 
-    # --- Lightning hooks ----------------------------------------------------------------
+    # --- the metrics this data is judged by ---------------------------------------------
+    def metric_source(self) -> "ImageSource":
+        """The data the domain feature extractor is trained on: these images."""
+        return self
+
+    def quality_metrics(self, domain: Any, conditional: bool) -> Any:
+        """The validation metrics (a torchmetrics MetricCollection) on features of `domain`, the
+        extractor trained on `metric_source()` (src/metrics)."""
+        from src.metrics.domain import DomainFeatures
+        from src.metrics.quality import quality_metrics
+
+        return quality_metrics(DomainFeatures(domain.net), domain.labelled, conditional)
+
+    # --- loading ------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is not None:
             return
@@ -244,20 +284,17 @@ class ImageDataModule(LightningDataModule):
         size = len(self.dataset) * h.channels * h.image_size**2
         return size <= h.resident_max_gb * 2**30
 
-    def train_dataloader(self) -> DataLoader:
-        rank, world_size, device, epoch = 0, 1, torch.device("cpu"), None
-        if self.trainer is not None:
-            trainer = self.trainer
-            # the epoch being started; current_epoch lags by one right after a resume
-            epoch = lambda: trainer.fit_loop.epoch_progress.current.processed  # noqa: E731
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
-            device = self.trainer.strategy.root_device
-        h = self.hparams
+    def train_loader(
+        self, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
+        epoch: Callable[[], int] | None = None, overfit: bool = False,
+    ) -> DataLoader:  # fmt: skip
+        """This rank's training batches; `epoch` reads the epoch being started (the sampler's
+        order), `overfit`: epoch 0's first batches again and again (Lightning's overfit mode)."""
+        h, device = self.hparams, device or torch.device("cpu")
         # The loader's own generator (its worker base seed), so creating an epoch's iterator
         # never draws from the global RNG that the training noise comes from.
         rng = torch.Generator().manual_seed(h.seed)
-        if self.trainer is not None and self.trainer.overfit_batches:  # the same batches always:
-            # epoch 0's order, with the sequential sampler Lightning's overfit mode insists on
+        if overfit:  # epoch 0's order, with the sequential sampler Lightning's overfit mode wants
             first = EpochSampler(len(self.dataset), h.batch_size, h.seed, rank, world_size)
             dataset = UInt8Images(self.images.to(device)) if self.images is not None else None
             subset = Subset(
@@ -287,15 +324,14 @@ class ImageDataModule(LightningDataModule):
             generator=rng,
         )  # worker seeds: Lightning's worker_init_fn, since seed_everything(workers=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_loader(
+        self, rank: int = 0, world_size: int = 1, device: torch.device | None = None
+    ) -> DataLoader:
         """The reference images of the validation metrics (`val_size` of them, with their
         labels, if any, and their positions), each rank a contiguous slice: nothing padded."""
-        rank, world_size = 0, 1
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
         reference, _ = self.evaluation_split(self.hparams.val_size)
-        if self.images is not None and self.trainer is not None:
-            self.images = self.images.to(self.trainer.strategy.root_device)
+        if self.images is not None and device is not None:
+            self.images = self.images.to(device)
         return DataLoader(
             ReferenceImages(self, reference), batch_size=None, generator=torch.Generator(),
             sampler=ContiguousBatches(len(reference), VAL_BATCH, rank, world_size),
@@ -306,14 +342,6 @@ class ImageDataModule(LightningDataModule):
         if not self.hparams.labels:
             return dataset
         return WithLabels(dataset, self.targets().to(device or "cpu"))
-
-    def on_after_batch_transfer(
-        self, batch: torch.Tensor | list[torch.Tensor], dataloader_idx: int
-    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if isinstance(batch, torch.Tensor):
-            return to_float(batch)
-        images, *rest = batch
-        return to_float(images), *rest
 
     # --- the resident tensor --------------------------------------------------------------
     def load_resident(self) -> torch.Tensor:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.data.base import ImageDataModule, UInt8Images, content_hash
+from src.data.base import ImageSource, UInt8Images, content_hash
 from src.errors import ConfigError
 
 FOLDER = "cifar-10-batches-py"
@@ -50,13 +50,14 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
 
 
-class CIFAR10DataModule(ImageDataModule):
+class CIFAR10(ImageSource):
     def __init__(self, *args, split: str = "train", **kwargs):
         super().__init__(*args, **kwargs)
         if split not in (*SPLITS, "all"):
             raise ConfigError("data.split", split, "allowed: train, test, all")
+        self.hparams.split = split
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         if self.hparams.download:
             from torchvision.datasets import CIFAR10
 

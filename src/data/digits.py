@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from src.data.base import ImageDataModule, UInt8Images
+from src.data.base import ImageSource, UInt8Images
 
 
 def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,7 +17,7 @@ def load_digits_images(image_size: int, channels: int = 1) -> tuple[torch.Tensor
     return images, torch.from_numpy(digits.target)
 
 
-class DigitsDataModule(ImageDataModule):
+class Digits(ImageSource):
     """The default data: no root, nothing to download, always small enough to be resident."""
 
     def build_dataset(self) -> UInt8Images:

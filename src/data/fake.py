@@ -2,18 +2,20 @@
 
 import torch
 
-from src.data.base import ImageDataModule, UInt8Images
+from src.data.base import ImageSource, UInt8Images
 from src.errors import integer
 
 
-class FakeDataModule(ImageDataModule):
+class FakeImages(ImageSource):
     """`num_images` uniform-noise uint8 images, the same for a given seed; nothing on disk."""
 
     def __init__(self, *args, num_images: int = 10_000, **kwargs):
         super().__init__(*args, **kwargs)
         h = self.hparams  # they are made in memory at once: at most data.resident_max_gb of them
         per_image = h.channels * h.image_size**2
-        integer("data.num_images", num_images, high=int(h.resident_max_gb * 2**30 // per_image))
+        h.num_images = integer(
+            "data.num_images", num_images, high=int(h.resident_max_gb * 2**30 // per_image)
+        )
 
     def build_dataset(self) -> UInt8Images:
         h = self.hparams

@@ -8,7 +8,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from src.data.base import ImageDataModule, stat_fingerprint
+from src.data.base import ImageSource, stat_fingerprint
 from src.data.transforms import fit_pil
 from src.errors import ConfigError
 
@@ -77,11 +77,12 @@ def list_images(root: Path, extensions: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in found if p.is_file())
 
 
-class FolderDataModule(ImageDataModule):
+class Folder(ImageSource):
     """Any tree of images under `root`: mixed sizes and modes (grey, RGB, RGBA, palette)."""
 
     def __init__(self, *args, extensions: list[str] | tuple[str, ...] = EXTENSIONS, **kwargs):
         super().__init__(*args, **kwargs)
+        self.hparams.extensions = list(extensions)
         self._paths: list[Path] | None = None
 
     def image_root(self) -> Path:
@@ -120,7 +121,7 @@ def folder_classes(root: Path, paths: list[Path]) -> tuple[torch.Tensor | None, 
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 
 
-class CelebADataModule(FolderDataModule):
+class CelebA(Folder):
     """CelebA's aligned faces: `<root>/celeba/img_align_celeba/*.jpg` (torchvision's layout),
     `<root>/img_align_celeba/`, or a folder of the images itself. `split` uses
     `list_eval_partition.txt` when it is there (train/valid/test), else every image."""
@@ -129,6 +130,7 @@ class CelebADataModule(FolderDataModule):
         super().__init__(*args, **kwargs)
         if split not in (*CELEBA_SPLITS, "all"):
             raise ConfigError("data.split", split, "allowed: train, valid, test, all")
+        self.hparams.split = split
 
     def image_root(self) -> Path:
         root = Path(self.hparams.root)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.data.base import ImageDataModule, UInt8Images, content_hash
+from src.data.base import ImageSource, UInt8Images, content_hash
 from src.errors import ConfigError
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
@@ -43,15 +43,16 @@ def read_idx_images(path: Path) -> np.ndarray:
     return read_idx(path, 3)
 
 
-class MNISTDataModule(ImageDataModule):
+class MNIST(ImageSource):
     """MNIST (`folder: MNIST`) or Fashion-MNIST (`folder: FashionMNIST`), torchvision layout."""
 
     def __init__(self, *args, folder: str = "MNIST", split: str = "train", **kwargs):
         super().__init__(*args, **kwargs)
         if split not in (*IMAGE_FILES, "all"):
             raise ConfigError("data.split", split, "allowed: train, test, all")
+        self.hparams.folder, self.hparams.split = folder, split
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         if self.hparams.download:
             import torchvision.datasets as tvd
 

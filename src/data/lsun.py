@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from src.data.base import ImageDataModule, stat_fingerprint
+from src.data.base import ImageSource, stat_fingerprint
 from src.data.transforms import decode
 from src.errors import ConfigError
 
@@ -48,11 +48,12 @@ class LMDBImages(Dataset):
         return {**self.__dict__, "envs": {}}
 
 
-class LSUNDataModule(ImageDataModule):
+class LSUN(ImageSource):
     def __init__(self, *args, classes: list[str] | tuple[str, ...] = ("bedroom",), **kwargs):
         super().__init__(*args, **kwargs)
         if not classes:
             raise ConfigError("data.classes", classes, "allowed: a list of LSUN classes")
+        self.hparams.classes = list(classes)
 
     def databases(self) -> list[Path]:
         root = Path(self.hparams.root)

@@ -8,38 +8,56 @@ from typing import Any
 
 import torch
 
-from src.data.base import ImageDataModule, UInt8Images
+from src.data.base import ImageSource, UInt8Images
 from src.errors import ConfigError, choice, integer
 
 SOURCES = ("digits", "mnist")
 
 
-class StackedDigitsDataModule(ImageDataModule):
-    """`num_images` stacks of three single digits of `source`; labels are the modes 0..999."""
+class StackedDigits(ImageSource):
+    """`num_images` stacks of three single digits of `source`; labels are the modes 0..999.
+    Judged by the single digits' extractor on each channel, and by its mode coverage."""
 
     def __init__(
         self, *args: Any, source: str = "digits", num_images: int = 25_600, stack_seed: int = 0,
         folder: str = "MNIST", split: str = "train", **kwargs: Any,
     ):  # fmt: skip
         super().__init__(*args, **kwargs)
-        choice("data.source", source, SOURCES)
-        integer("data.num_images", num_images, high=10_000_000)
-        integer("data.stack_seed", stack_seed, low=0)
-        if self.hparams.channels != 3:
-            raise ConfigError("data.channels", self.hparams.channels, "allowed for stacked: 3")
+        h = self.hparams
+        h.source = choice("data.source", source, SOURCES)
+        h.num_images = integer("data.num_images", num_images, high=10_000_000)
+        h.stack_seed = integer("data.stack_seed", stack_seed, low=0)
+        h.folder, h.split = folder, split
+        if h.channels != 3:
+            raise ConfigError("data.channels", h.channels, "allowed for stacked: 3")
 
-    def channel_source(self) -> ImageDataModule:
+    def channel_source(self) -> ImageSource:
         """The single-digit data each channel is drawn from (its classifier labels a channel)."""
         h = self.hparams
         common = {"image_size": h.image_size, "channels": 1, "cache_dir": h.cache_dir}
         if h.source == "digits":
-            from src.data.digits import DigitsDataModule
+            from src.data.digits import Digits
 
-            return DigitsDataModule(**common)
-        from src.data.idx import MNISTDataModule
+            return Digits(**common)
+        from src.data.idx import MNIST
 
-        return MNISTDataModule(h.root, download=h.download, folder=h.folder, split=h.split,
-                               **common)  # fmt: skip
+        return MNIST(h.root, download=h.download, folder=h.folder, split=h.split, **common)
+
+    def metric_source(self) -> ImageSource:
+        return self.channel_source()
+
+    def quality_metrics(self, domain: Any, conditional: bool) -> Any:
+        """The single digits' metrics on each channel's features side by side, and how many of
+        the 10^channels modes the samples cover (`modes`, `mode_kl`)."""
+        from src.metrics.domain import ChannelFeatures
+        from src.metrics.quality import ModeCoverage, quality_metrics
+
+        feature = ChannelFeatures(domain.net, self.hparams.channels)
+        metrics = quality_metrics(feature, domain.labelled, conditional)
+        if domain.labelled:
+            possible = domain.net.head.out_features**feature.channels  # 1,000 for 3 digits
+            metrics.add_metrics({"modes": ModeCoverage(feature, possible)})
+        return metrics
 
     def build_dataset(self) -> UInt8Images:
         h = self.hparams

@@ -4,7 +4,7 @@ Inception-V3 weights cannot be downloaded here, and ImageNet features say little
 8x8 digits anyway. This classifier is trained on the training images (their labels when
 the dataset has them, else the 4-way rotation pretext task of Gidaris et al. 2018), cached
 with its held-out accuracy and the dataset's fingerprint, and reused. Its 128-d
-penultimate features give `fid_domain`/KID/precision/recall; its class predictions give
+penultimate features give the domain FID (`fid`)/KID/precision/recall; its class predictions give
 class coverage and an Inception-Score analogue. Never compare these numbers with
 published (Inception) FIDs.
 """

@@ -1,7 +1,6 @@
 """Sample quality of a generator against its dataset, through the domain feature extractor:
 `SampleQuality` during training (Lightning's validation loop), `Evaluator` for src.evaluate."""
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,36 +9,24 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from src.data.base import ImageDataModule, to_float
+from src.data.base import ImageSource, cache_dir, to_float
 from src.errors import integer
-from src.metrics.domain import ChannelFeatures, DomainFeatures, DomainModel, load_or_train
+from src.metrics.domain import DomainModel, load_or_train
 from src.metrics.inception import InceptionFeatures, find_weights
-from src.metrics.quality import KID, flatten, quality_metrics
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convgan"
+from src.metrics.quality import KID, flatten
 
 
 def domain_model(
-    datamodule: ImageDataModule, epochs: int = 4, cache_dir: str | Path | None = None
+    data: ImageSource, epochs: int = 4, cache: str | Path | None = None
 ) -> DomainModel:
-    """The domain CNN of this data: loaded from the cache, or trained on the metric pool; for
-    stacked digits that of the single digits their channels hold."""
-    if source := getattr(datamodule, "channel_source", None):
-        datamodule = source()
-    pool, targets = datamodule.metric_pool(), datamodule.targets()
-    labels = targets[pool] if targets is not None and datamodule.images is not None else None
-    fingerprint = f"{type(datamodule).__name__}|{datamodule.fingerprint()}"
-    cache = Path(cache_dir or default_cache_dir())
-    return load_or_train(to_float(datamodule.fetch(pool)), labels, fingerprint, cache, epochs)
-
-
-def featurizer(model: DomainModel, datamodule: ImageDataModule) -> DomainFeatures:
-    """The metrics' features: the domain CNN's, or for stacked digits each channel's."""
-    if hasattr(datamodule, "channel_source"):
-        return ChannelFeatures(model.net, datamodule.hparams.channels)
-    return DomainFeatures(model.net)
+    """The domain CNN of `data.metric_source()` (the data itself, or for stacked digits the
+    single digits their channels hold): loaded from the cache, or trained on its metric pool."""
+    source = data.metric_source()
+    pool, targets = source.metric_pool(), source.targets()
+    labels = targets[pool] if targets is not None and source.images is not None else None
+    fingerprint = f"{type(source).__name__}|{source.fingerprint()}"
+    folder = cache_dir(cache, None)
+    return load_or_train(to_float(source.fetch(pool)), labels, fingerprint, folder, epochs)
 
 
 class SampleQuality:
@@ -64,13 +51,11 @@ class SampleQuality:
         with torch.inference_mode(False), torch.enable_grad():  # may train the extractor
             if trainer.global_rank > 0:
                 strategy.barrier("domain_model")
-            model = domain_model(trainer.datamodule, self.domain_epochs, self.cache_dir)
+            data = trainer.datamodule.source
+            model = domain_model(data, self.domain_epochs, self.cache_dir)
             if trainer.global_rank == 0 and trainer.world_size > 1:
                 strategy.barrier("domain_model")
-        feature = featurizer(model, trainer.datamodule)
-        self.metrics = quality_metrics(feature, model.labelled, conditional).to(
-            strategy.root_device
-        )
+        self.metrics = data.quality_metrics(model, conditional).to(strategy.root_device)
         self.seconds["setup"] = time.perf_counter() - self._start
         self._start = time.perf_counter()
 
@@ -101,22 +86,21 @@ class Evaluator:
 
     def __init__(
         self,
-        datamodule: ImageDataModule,
+        data: ImageSource,
         num_real: int = 1000,
         epochs: int = 4,
-        cache_dir: str | Path | None = None,
+        cache: str | Path | None = None,
         inception_weights: str | None = None,
         use_inception: bool = False,
     ):
-        self.model = domain_model(datamodule, epochs, cache_dir)
-        reference, held_out = datamodule.evaluation_split(num_real)
-        self.real, self.held_out = (to_float(datamodule.fetch(i)) for i in (reference, held_out))
+        self.model = domain_model(data, epochs, cache)
+        reference, held_out = data.evaluation_split(num_real)
+        self.real, self.held_out = (to_float(data.fetch(i)) for i in (reference, held_out))
         self.real_labels = self.held_out_labels = None
-        targets = datamodule.targets() if datamodule.images is not None else None
+        targets = data.targets() if data.images is not None else None
         if targets is not None:
             self.real_labels, self.held_out_labels = targets[reference], targets[held_out]
-        feature = featurizer(self.model, datamodule)
-        self.metrics = quality_metrics(feature, self.model.labelled, targets is not None)
+        self.metrics = data.quality_metrics(self.model, targets is not None)
         weights = find_weights(inception_weights) if use_inception else None
         if weights:  # ~1 s per 10 images on a CPU: only where asked for (src.evaluate)
             inception = InceptionFeatures(weights)
@@ -132,7 +116,7 @@ class Evaluator:
             self.metrics.update(images[start : start + 500], real=real, labels=chunk)
 
     def evaluate(self, fake: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
-        """fid_domain, kid_domain, precision, recall, density, coverage; for labelled data the
+        """fid, kid, precision, recall, density, coverage (on the domain features); for labelled
         class metrics; with `labels` (the classes asked for) the class-conditional ones."""
         self.metrics.reset()
         self._update(fake, False, labels)

@@ -1,12 +1,9 @@
-"""The metric names the validation loop logs, and which of them improve downwards; without
-torch, so `src.report` reads them cheaply."""
+"""Which way the validation metrics improve, for summaries (W&B's best value, the sweep
+report); without torch, so `src.report` reads it cheaply. Every metric is logged under its own
+name (`val/<name>`) whether or not it is listed here."""
 
-# what the validation loop logs, and under which names
-LOGGED = {
-    "fid_domain": "val/fid", "kid_domain": "val/kid", "precision": "val/precision",
-    "recall": "val/recall", "density": "val/density", "coverage": "val/coverage",
-    "class_coverage": "val/class_coverage", "class_accuracy": "val/class_accuracy",
-    "intra_fid": "val/intra_fid", "intra_precision": "val/intra_precision",
-    "intra_recall": "val/intra_recall", "modes": "val/modes", "mode_kl": "val/mode_kl",
-}  # fmt: skip
 LOWER_IS_BETTER = ("val/fid", "val/kid", "val/intra_fid", "val/mode_kl")
+HIGHER_IS_BETTER = (
+    "val/precision", "val/recall", "val/density", "val/coverage", "val/class_coverage",
+    "val/class_accuracy", "val/intra_precision", "val/intra_recall", "val/modes",
+)  # fmt: skip

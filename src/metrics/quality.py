@@ -194,20 +194,17 @@ class ModeCoverage(Metric):
 
 
 def quality_metrics(feature: nn.Module, classes: bool, conditional: bool) -> MetricCollection:
-    """The domain metrics of `feature` (a Featurizer with `classify` when `classes`), and the
-    mode coverage of stacked digits when it reads each channel (`feature.channels`)."""
+    """The metrics of images on `feature` (a Featurizer with `classify` when `classes`): each
+    value is logged under its own name (`val/fid`, `val/recall`, ...)."""
     metrics: dict[str, Metric] = {
-        "fid_domain": FrechetInceptionDistance(feature=feature, reset_real_features=False),
-        "kid_domain": KID(feature, reset_real_features=False),
+        "fid": FrechetInceptionDistance(feature=feature, reset_real_features=False),
+        "kid": KID(feature, reset_real_features=False),
         "prdc": PrecisionRecall(feature),
     }
     if classes:
         metrics["classes"] = ClassShares(feature)
         if conditional:
             metrics["conditional"] = ClassConditional(feature)
-    if classes and hasattr(feature, "channels"):
-        possible = feature.net.head.out_features**feature.channels  # 1,000 for 3 digits
-        metrics["modes"] = ModeCoverage(feature, possible)
     return MetricCollection(metrics, compute_groups=False)
 
 

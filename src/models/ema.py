@@ -1,30 +1,44 @@
 """An exponential moving average of G's weights for sampling (Karras et al. 2018; Yaz et al.
-2019): swa_utils.AveragedModel with a warm-up, and BatchNorm statistics measured for it."""
+2019): swa_utils.AveragedModel with a warm-up, and BatchNorm statistics measured for it.
+`model.ema` is its node (`model/ema=average`, or `none`), a partial the module calls with G."""
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
+from src.errors import number
+from src.models.schedules import Cosine, schedule_at
+
 
 class EMAGenerator(AveragedModel):
     """The averaged G; its update count is a buffer, so a resumed run continues the average.
-    The decay is min(limit, (1 + n) / (10 + n)) after n updates, so early random weights do
-    not linger, or what a schedule sets (R3GAN's half-life ramp is its own warm-up)."""
+    The decay is min(decay, (1 + n) / (10 + n)) after n updates, so early random weights do
+    not linger, or follows `half_life` in images over the run (R3GAN's ramp is its own
+    warm-up)."""
 
-    def __init__(self, generator: nn.Module, decay: float):
+    def __init__(self, generator: nn.Module, decay: float, half_life: Cosine | None = None):
         super().__init__(generator)
         self.requires_grad_(False)
-        self.limit = decay
+        self.limit = number("model.ema.decay", decay, 0.0, 1.0, high_open=True)
+        self.half_life = None
+        if half_life is not None:
+            key = "model.ema.half_life"
+            self.half_life = schedule_at(key, half_life).checked(key, 0.0)
         # a scheduled decay, as a tensor the step (or its CUDA graph) reads: NaN until set
         self.register_buffer("scheduled_decay", torch.tensor(float("nan")), persistent=False)
         self.scheduled = False
         self._calibrated_at: int | None = None
 
-    def set_half_life(self, half_life: float, batch: int) -> None:
-        """The decay of the next updates from a half-life in images: 0.5^(batch / half-life)
-        (R3GAN's, whose half-life ramps up from 0: early updates copy G)."""
-        self.scheduled_decay.fill_(0.5 ** (batch / max(half_life, 1e-8)))
+    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+        """The decay of the next update from the scheduled half-life in images:
+        0.5^(images / half-life) (R3GAN's, whose half-life ramps up from 0: early updates copy
+        G)."""
+        if self.half_life is None:
+            return {}
+        half_life = self.half_life(seen, run_images)
+        self.scheduled_decay.fill_(0.5 ** (images / max(half_life, 1e-8)))
         self.scheduled = True
+        return {"train/ema_half_life": half_life}
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:

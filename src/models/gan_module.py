@@ -1,6 +1,10 @@
-"""The LightningModule: alternating D and G updates with manual optimization."""
+"""The LightningModule: alternating D and G updates with manual optimization.
 
-from collections.abc import Callable, Iterable
+Its parts are objects built from their own config nodes (`model.generator`, `model.loss`,
+`model.regularizers.<name>`, `model.augmentation`, `model.ema`, `model.metrics`; the
+`optimizer` group); the step below only calls them."""
+
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -9,21 +13,26 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torch.nn.utils import parametrize
 
-from src.errors import ConfigError, integer, number
+from src.errors import ConfigError, integer
 from src.metrics.evaluator import SampleQuality
-from src.metrics.names import LOGGED
 from src.models.augment import Augment
 from src.models.ema import EMAGenerator
-from src.models.graphs import StepGraphs, StepKind, capture_blocker, capture_ready, set_value
-from src.models.health import HealthMonitor, step_unless
-from src.models.losses import build_loss
-from src.models.optim import build_optimizer, lr_scale
-from src.models.regularizers import PENALTIES, DStep, GStep, Regularizer, Seen, standard_terms
+from src.models.graphs import StepGraphs, StepKind, capture_blocker, capture_ready
+from src.models.health import step_unless
+from src.models.losses import Loss
+from src.models.optim import Optimizers
+from src.models.regularizers import AuxiliaryClassifier, DStep, GStep, Regularizer, Seen, Weighted
 from src.models.resume import check_resumable, rng_states, set_rng_states
-from src.models.schedules import Cosine, Schedules
 from src.utils.distributed import GANDDPStrategy
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
+
+
+def part(key: str, value: Any, kind: type, hint: str) -> Any:
+    """`value` if it is a `kind`, else one line naming `key` and how to choose one."""
+    if not isinstance(value, kind):
+        raise ConfigError(key, value, f"allowed: a {kind.__name__}; {hint}")
+    return value
 
 
 class GANModule(LightningModule):
@@ -33,67 +42,52 @@ class GANModule(LightningModule):
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        optimizer_g: Callable[..., torch.optim.Optimizer],
-        optimizer_d: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        scale_lr: str = "none",
-        loss: str = "least_squares",
-        g_objective: str = "non_saturating",
-        penalty: str | list[str] = "none",
-        penalty_weight: float = 10.0,
-        penalty_every: int = 1,
-        lecam_weight: float = 0.0,
-        mode_seeking_weight: float = 0.0,
-        regularizers: dict[str, Regularizer] | None = None,
+        optimizer: Optimizers,
+        loss: Loss,
+        regularizers: Mapping[str, Regularizer] | None = None,
+        augmentation: Augment | None = None,
+        ema: Callable[[nn.Module], EMAGenerator] | None = None,
+        metrics: SampleQuality | None = None,
+        conditional: bool = False,
         d_steps_per_g_step: int = 1,
-        ema_decay: float = 0.0,
-        augment: list[str] | tuple[str, ...] = ("translation",),
-        augment_p: float = 1.0,
-        ada_target: float | None = None,
-        ada_interval: int = 4,
-        ada_images: float = 500_000,
-        schedules: dict[str, Cosine] | None = None,
         num_fixed_noise: int = 64,
-        max_nonfinite_steps: int = 10,
-        collapse_warn_steps: int = 200,
         channels_last: bool = True,
         compile: bool = False,
         cuda_graph: bool = False,
-        conditional: bool = False,
-        condition: str = "projection",
-        metrics: SampleQuality | None = None,
     ):
         super().__init__()
         if conditional != bool(generator.num_classes):
             raise ValueError(f"conditional={conditional} needs a G with classes: build G and D "
                              "with the data's num_classes, as src.train does")  # fmt: skip
         self.save_hyperparameters(ignore=[
-            "generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler",
-            "regularizers", "metrics", "schedules",
+            "generator", "discriminator", "optimizer", "loss", "regularizers", "augmentation",
+            "ema", "metrics",
         ])  # fmt: skip
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
-        self.loss = build_loss(loss, g_objective)
-        terms = standard_terms(
-            penalty, penalty_weight, penalty_every, lecam_weight, mode_seeking_weight,
-            acgan=conditional and condition == "acgan",
-        )  # fmt: skip
-        self.regularizers = nn.ModuleDict(terms | (regularizers or {}))
+        self.optimizer = part("optimizer", optimizer, Optimizers, "built by the optimizer group")
+        self.loss = part(
+            "model.loss", loss, Loss, "a built-in one is chosen with model/loss=<name>"
+        )
+        classifies = getattr(discriminator, "classifier", None) is not None  # AC-GAN
+        terms: dict[str, Regularizer] = {"acgan": AuxiliaryClassifier()} if classifies else {}
+        for name, term in (regularizers or {}).items():
+            terms[name] = part(
+                f"model.regularizers.{name}",
+                term,
+                Regularizer,
+                "built-in ones are chosen with model/regularizers=[r1,...]",
+            )
+            if isinstance(term, Weighted):
+                term.name = name  # logged as train/<name>
+        self.regularizers = nn.ModuleDict(terms)
         self.d_steps_per_g_step = integer("model.d_steps_per_g_step", d_steps_per_g_step)
-        self.augmentation = Augment(augment, augment_p, ada_target, ada_interval, ada_images)
-        ema_decay = number("model.ema_decay", ema_decay, 0.0, 1.0, high_open=True)
-        self.generator_ema = EMAGenerator(generator, ema_decay) if ema_decay else None
-        # built here, so what torch refuses is reported before any data is read
-        opt_g = build_optimizer(optimizer_g, generator, "optimizer.generator")
-        opt_d = build_optimizer(optimizer_d, discriminator, "optimizer.discriminator")
-        self.built_optimizers = (opt_d, opt_g)
-        self.base_lrs = [[g["lr"] for g in o.param_groups] for o in self.built_optimizers]
-        self.lr_factor = lr_scale(scale_lr, 1)
-        self.scheduler = scheduler
-        self.schedules = Schedules(schedules) if schedules else None
-        self.check_schedules()
-        self.health = HealthMonitor(max_nonfinite_steps, collapse_warn_steps)
+        self.augmentation = augmentation if augmentation is not None else Augment()
+        part("model.augmentation", self.augmentation, Augment,
+             "a built-in one is chosen with model/augmentation=<name>")  # fmt: skip
+        self.generator_ema = ema(generator) if ema is not None else None
         self.quality = metrics or SampleQuality()
+        self.images_seen = 0  # over all ranks: what the parts' schedules follow (checkpointed)
         # buffers, so the grids of a resumed run continue from the same noise; with classes,
         # a row per class (up to 10) with the same latent down each column
         if conditional:
@@ -122,7 +116,7 @@ class GANModule(LightningModule):
         # per G step outnumber an epoch's batches
         batch_number = self.trainer.fit_loop.total_batch_idx + 1
         g_turn = batch_number % self.d_steps_per_g_step == 0
-        scheduled = self.apply_schedules(real.shape[0] * self.trainer.world_size)
+        scheduled = self.follow_schedules(real.shape[0] * self.trainer.world_size)
         if self.graphs is None:
             return self.adversarial_step(real, labels, batch_number, g_turn) | scheduled
         kind = StepKind(
@@ -159,9 +153,11 @@ class GANModule(LightningModule):
         real_seen = Seen(real_in, labels, *self.critic(real_in, labels))
         fake_seen = Seen(fake_in, fake_labels, *self.critic(fake_in, fake_labels))
         d_loss = self.loss.discriminator(real_seen.logits, fake_seen.logits)
+        with torch.no_grad():  # positive where D takes an image for real, at the loss's boundary
+            real_verdict, fake_verdict = self.loss.verdict(real_seen.logits, fake_seen.logits)
         adapted = self.augmentation.observe(
-            lambda: self.loss.verdict(real_seen.logits, fake_seen.logits), batch_number,
-            real.shape[0] * self.trainer.world_size, self.mean_over_ranks,
+            real_verdict, batch_number, real.shape[0] * self.trainer.world_size,
+            self.mean_over_ranks,
         )  # fmt: skip
         step = DStep(real_seen, fake_seen, self.eager_critic, batch_number, self.mean_over_ranks)
         d_loss = add_terms(d_loss, (term.d_term(step) for term in self.regularizers.values()))
@@ -169,8 +165,8 @@ class GANModule(LightningModule):
         self.backward_pass(d_loss)
         return {
             "train/loss_d": d_loss.detach(),
-            "train/d_real": torch.sigmoid(real_seen.logits.detach()).mean(),
-            "train/d_fake": torch.sigmoid(fake_seen.logits.detach()).mean(),
+            "train/d_real": (real_verdict > 0).float().mean(),
+            "train/d_fake": (fake_verdict > 0).float().mean(),
             "d_skipped": self.step_if_finite(opt_d, d_loss, self.discriminator),
             **step.logs,
             **adapted,
@@ -205,7 +201,7 @@ class GANModule(LightningModule):
         """D's and G's optimizers: Lightning's wrappers, or under model.cuda_graph the optimizers
         themselves (a replayed graph runs no Python, so no wrapper's hooks; steps are counted
         by `count_optimizer_steps`)."""
-        return self.built_optimizers if self.graphs is not None else tuple(self.optimizers())
+        return self.optimizer.built if self.graphs is not None else tuple(self.optimizers())
 
     def backward_pass(self, loss: torch.Tensor) -> None:
         """Lightning's manual backward (its precision plugin and hooks), or a plain backward
@@ -262,49 +258,28 @@ class GANModule(LightningModule):
         """What D sees: images under the configured augmentation (identity if none)."""
         return self.augmentation(images)
 
-    def check_schedules(self) -> None:
-        """What each of model.schedules drives must exist (src/models/schedules.py)."""
-        if self.schedules is None:
-            return
+    def scheduled_parts(self) -> list[Any]:
+        """The parts whose values may follow a schedule over the images seen."""
+        parts = [self.optimizer, self.augmentation, *self.regularizers.values()]
+        return parts + ([self.generator_ema] if self.generator_ema is not None else [])
 
-        def refuse(name: str, why: str) -> None:
-            raise ConfigError(f"model.schedules.{name}", "a schedule", why)
+    def follow_schedules(self, images: int) -> dict[str, float]:
+        """Each part's scheduled values for this batch of `images` (all ranks), set at the
+        images seen before it; returns them to log."""
+        run_images = self.scheduled_batches() * images
+        values: dict[str, float] = {}
+        for scheduled in self.scheduled_parts():
+            values |= scheduled.follow(self.images_seen, run_images, images)
+        self.images_seen += images
+        return values
 
-        if "lr" in self.schedules and self.scheduler is not None:
-            refuse("lr", "optimizer.scheduler schedules the lr too: set optimizer.scheduler=null")
-        if "beta2" in self.schedules and any(
-            "betas" not in group for o in self.built_optimizers for group in o.param_groups
-        ):
-            refuse("beta2", "the optimizers have no betas (Adam's): use optimizer=adam")
-        if "penalty_weight" in self.schedules and not self.penalties:
-            refuse("penalty_weight", f"no penalty to weigh: model.penalty={', '.join(PENALTIES)}")
-        if "ema_half_life" in self.schedules and self.generator_ema is None:
-            refuse("ema_half_life", "there is no EMA of G: set model.ema_decay > 0")
-        if "augment_p" in self.schedules and self.augmentation.adaptive:
-            refuse("augment_p", "model.ada_target adapts p itself: set one of the two")
+    def get_extra_state(self) -> torch.Tensor:
+        """The images seen, as the state_dict's `_extra_state` (a host int during training, so
+        reading it costs no device sync)."""
+        return torch.tensor(self.images_seen, dtype=torch.int64)
 
-    @property
-    def penalties(self) -> list[Regularizer]:
-        return [term for name, term in self.regularizers.items() if name in PENALTIES]
-
-    def apply_schedules(self, images: int) -> dict[str, float]:
-        """Sets the scheduled values for this batch of `images` (all ranks); returns them to log."""
-        if self.schedules is None:
-            return {}
-        values = self.schedules.advance(images, self.scheduled_batches() * images)
-        if "lr" in values:
-            self.set_lrs(values["lr"])
-        if "beta2" in values:
-            for optimizer in self.built_optimizers:
-                for group in optimizer.param_groups:
-                    group["betas"] = (group["betas"][0], values["beta2"])
-        for term in self.penalties if "penalty_weight" in values else ():
-            set_value(vars(term), "weight", values["penalty_weight"])
-        if "ema_half_life" in values:
-            self.generator_ema.set_half_life(values["ema_half_life"], images)
-        if "augment_p" in values:
-            self.augmentation.set_probability(values["augment_p"])
-        return {f"train/{name}": value for name, value in values.items()}
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.images_seen = int(state)
 
     def mean_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="mean")
@@ -318,14 +293,8 @@ class GANModule(LightningModule):
         return skip
 
     def on_train_batch_end(self, outputs: dict[str, Any], batch: Any, batch_idx: int) -> None:
-        """The bookkeeping around a step: the divergence guard, lr schedules, and on log steps
-        only (Lightning writes nothing on the others) the divergence check and logging."""
-        skipped = outputs.pop("d_skipped")
-        if "g_skipped" in outputs:
-            skipped = skipped | outputs.pop("g_skipped")
-        skipped_total = self.health.update(
-            skipped, outputs["train/d_real"], outputs["train/d_fake"]
-        )
+        """The bookkeeping around a step (callbacks.health has read the skip flags): lr
+        schedules, and on log steps only (Lightning writes nothing on the others) logging."""
         schedules = self.lr_schedulers() or []  # manual optimization steps them: per own step
         for schedule, stepped in zip(schedules, (True, "train/loss_g" in outputs), strict=False):
             if stepped:
@@ -333,12 +302,12 @@ class GANModule(LightningModule):
         batch_index = self.trainer.fit_loop.total_batch_idx
         if (batch_index + 1) % self.trainer.log_every_n_steps and not self.trainer.should_stop:
             return
-        self.health.check(batch_index, self.trainer.current_epoch)  # a host sync
+        logged = {k: v for k, v in outputs.items() if k.startswith("train/")}
         size = len(batch if isinstance(batch, torch.Tensor) else batch[0])
-        self.log_dict({**outputs, "train/nonfinite_steps": skipped_total}, batch_size=size)
+        self.log_dict(logged, batch_size=size)
         # the progress bar: epoch means over the log steps (per-step values there would be
         # read back to the host on every batch)
-        losses = {k.removeprefix("train/"): v for k, v in outputs.items() if "/loss" in k}
+        losses = {k.removeprefix("train/"): v for k, v in logged.items() if "/loss" in k}
         self.log_dict(
             losses, on_step=False, on_epoch=True, prog_bar=True, logger=False, batch_size=size
         )
@@ -401,7 +370,7 @@ class GANModule(LightningModule):
         if not self.measuring:
             return
         values = self.quality.finish()
-        self.log_dict({LOGGED[k]: v for k, v in values.items() if k in LOGGED}, sync_dist=True)
+        self.log_dict({f"val/{name}": value for name, value in values.items()}, sync_dist=True)
 
     def on_train_end(self) -> None:
         if self.quality.evaluations:
@@ -430,18 +399,19 @@ class GANModule(LightningModule):
 
     def on_train_start(self) -> None:
         """model.cuda_graph: after any checkpoint is restored, what a graph reads becomes device
-        tensors (lr, scheduled penalty weights and p; the EMA decay always is one) and the
-        step runs from StepGraphs: captured on CUDA, the same path eagerly elsewhere."""
+        tensors (lr, scheduled weights and p; the EMA decay always is one) and the step runs
+        from StepGraphs: captured on CUDA, the same path eagerly elsewhere."""
         if not self.hparams.cuda_graph or self.graphs is not None:
             return
-        for optimizer in self.built_optimizers:
+        for optimizer in self.optimizer.built:
             capture_ready(optimizer, self.device)
-        scheduled = self.schedules.schedules if self.schedules is not None else {}
-        for term in self.penalties if "penalty_weight" in scheduled else ():
-            term.weight = torch.tensor(float(term.weight), device=self.device)
-        if "augment_p" in scheduled:
+        for term in self.regularizers.values():
+            if getattr(term, "schedule", None) is not None:
+                term.weight = torch.tensor(float(term.weight), device=self.device)
+        if self.augmentation.schedule is not None:
             self.augmentation.p = torch.tensor(self.augmentation.p, device=self.device)
-        blocked = capture_blocker(self.built_optimizers, str(self.trainer.precision), scheduled)
+        scheduled = self.optimizer.schedules
+        blocked = capture_blocker(self.optimizer.built, str(self.trainer.precision), scheduled)
         if self.device.type != "cuda":
             blocked = blocked or "no CUDA device (the same capture-ready path, uncaptured)"
         self.graphs = StepGraphs(blocked)
@@ -453,40 +423,25 @@ class GANModule(LightningModule):
             shared = int(torch.randint(0, 2**62, (1,)))
             torch.manual_seed(shared + self.global_rank)
 
-    def set_lrs(self, factor: float = 1.0) -> None:
-        """Each group's lr: its configured lr x the scale_lr factor x `factor` (a schedule's)."""
-        for optimizer, lrs in zip(self.built_optimizers, self.base_lrs, strict=True):
-            for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-                set_value(group, "lr", lr * self.lr_factor * factor)
-
     def configure_optimizers(self) -> Any:
-        self.lr_factor = lr_scale(self.hparams.scale_lr, self.trainer.world_size)
-        self.set_lrs()
-        if self.scheduler is None:
-            return list(self.built_optimizers)
+        self.optimizer.scale(self.trainer.world_size)
         # each network's step count over the run, read when its schedule first steps (not
         # `estimated_stepping_batches`: it builds the train dataloader before a checkpoint's
         # RNG states are restored); G steps once every d_steps_per_g_step batches
-        opt_d, opt_g = self.built_optimizers
         g_steps = lambda: max(1, self.scheduled_batches() // self.d_steps_per_g_step)  # noqa: E731
-        schedules = [self.scheduler(opt_d, self.scheduled_batches), self.scheduler(opt_g, g_steps)]
-        return [opt_d, opt_g], schedules
+        schedules = self.optimizer.lr_schedulers(self.scheduled_batches, g_steps)
+        return (list(self.optimizer.built), schedules) if schedules else list(self.optimizer.built)
 
     def scheduled_batches(self) -> int:
         return max(1, int(self.trainer.num_training_batches) * max(1, self.trainer.max_epochs))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["optimizer_classes"] = self.optimizer_classes()
+        checkpoint["optimizer_classes"] = self.optimizer.classes()
         checkpoint["rng_states"] = rng_states()  # noise and augmentation continue exactly
         if self.config is not None:
             checkpoint["config"] = self.config
         if self.class_names is not None:
             checkpoint["class_names"] = self.class_names
-
-    def optimizer_classes(self) -> dict[str, str]:
-        """The optimizer class of each network (a resume must use the same)."""
-        opt_d, opt_g = self.built_optimizers
-        return {"generator": type(opt_g).__name__, "discriminator": type(opt_d).__name__}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_resumable(checkpoint, self, self.trainer.ckpt_path)

@@ -154,7 +154,7 @@ def capture_blocker(
     scheduled beta2 would be frozen at its captured value), and 16-mixed's loss scaler reads
     its inf check."""
     if "beta2" in scheduled:
-        return "model.schedules.beta2: fused Adam reads beta2 as a host number"
+        return "optimizer.schedules.beta2: fused Adam reads beta2 as a host number"
     for optimizer in optimizers:
         if not skips_on_device(optimizer):
             return (f"{type(optimizer).__name__} is not fused (fused optimizers skip a "

@@ -1,8 +1,10 @@
-"""Objects rebuilt from a checkpoint's stored config without running its code: only this
-project's model and data classes, with plain-value arguments (a checkpoint is data; a
-`_target_` such as builtins.open must never run)."""
+"""Objects rebuilt from a checkpoint's stored config without running code it was not allowed
+to run: this project's model and data classes, classes of a package the user trusts on the
+command line (`trust=[mypkg]`), plain-value arguments (a checkpoint is data; a `_target_` such
+as builtins.open must never run, and an untrusted package is not even imported)."""
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,23 +15,30 @@ from src.utils.checkpoint import load_checkpoint
 REBUILDABLE_PACKAGES = ("src.models.", "src.data.")
 
 
-def rebuild(node: Any, key: str, base: type) -> Any:
-    """`node` built without Hydra: a class of this project subclassing `base`, plain-value
-    arguments only; anything else (another `_target_`, a nested one) refused in one line."""
+def rebuild(node: Any, key: str, base: type, trust: Sequence[str] = (), **extra: Any) -> Any:
+    """`node` built without Hydra (with `extra` arguments): a class of this project, or of a
+    package in `trust`, subclassing `base`, plain-value arguments only; anything else
+    (another `_target_`, a nested one) refused in one line before any of its code is imported."""
     if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
         raise ConfigError(key, node, "no `_target_` class in the checkpoint's config")
     target = node["_target_"]
     refusal = ConfigError(key, target, "refused: only this project's model and data classes")
     module_name, _, class_name = target.rpartition(".")
-    if not target.startswith(REBUILDABLE_PACKAGES) or not class_name.isidentifier():
+    if not class_name.isidentifier():
         raise refusal
+    if not target.startswith((*REBUILDABLE_PACKAGES, *(f"{p}." for p in trust))):
+        package = target.split(".")[0]
+        if target.startswith("src."):
+            raise refusal
+        raise ConfigError(key, target, f"refused: a class outside src, whose code runs only "
+                          f"if you trust its package: trust=[{package}]")  # fmt: skip
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
         raise refusal from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise refusal
-    kwargs = {k: v for k, v in node.items() if k != "_target_"}
+    kwargs = {k: v for k, v in node.items() if k != "_target_"} | extra
 
     def check_plain(value: Any) -> None:
         if isinstance(value, dict):
@@ -50,9 +59,11 @@ def rebuild(node: Any, key: str, base: type) -> Any:
         raise ConfigError(key, target, f"arguments do not fit ({error})") from None
 
 
-def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Module, dict]:
+def load_generator(
+    ckpt_path: str, key: str = "ckpt_path", trust: Sequence[str] = ()
+) -> tuple[torch.nn.Module, dict]:
     """G from a checkpoint (the EMA weights when the run kept them) in eval mode, and the
-    run's config; G is rebuilt from the project's classes only (`rebuild`)."""
+    run's config; G is rebuilt from the project's classes or trusted ones (`rebuild`)."""
     checkpoint = load_checkpoint(ckpt_path, key=key)
     config = checkpoint.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
@@ -60,11 +71,15 @@ def load_generator(ckpt_path: str, key: str = "ckpt_path") -> tuple[torch.nn.Mod
     state = checkpoint["state_dict"]
     ema = "generator_ema.module."  # swa_utils.AveragedModel's copy of G
     prefix = ema if any(k.startswith(ema) for k in state) else "generator."
-    generator = rebuild(config["model"].get("generator"), "model.generator", torch.nn.Module)
+    names = checkpoint.get("class_names")
+    classes = {"num_classes": len(names)} if isinstance(names, list) else {}
+    generator = rebuild(
+        config["model"].get("generator"), "model.generator", torch.nn.Module, trust, **classes
+    )
     weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     check_weights(weights, generator.state_dict(), key, ckpt_path, prefix)
     generator.load_state_dict(weights)
-    generator.class_names = checkpoint.get("class_names")  # a conditional model's classes
+    generator.class_names = names  # a conditional model's classes
     return generator.eval(), config
 
 

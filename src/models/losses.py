@@ -1,5 +1,7 @@
 """The adversarial losses on D's logits (no Sigmoid), each a class with a D side and a G side.
 
+`model.loss` is a node of its own (`conf/model/loss/<name>.yaml`, chosen with
+`model/loss=<name>`): any `Loss` subclass, in `src` or outside it (`model.loss._target_=...`).
 With D(x) = sigmoid(logit): -log D(x) = softplus(-logit) and -log(1 - D(x)) = softplus(logit);
 the logit forms are stable and allowed under autocast, and every loss is computed in float32.
 """
@@ -7,17 +9,13 @@ the logit forms are stable and allowed under autocast, and every loss is compute
 import torch
 import torch.nn.functional as F
 
-from src.errors import ConfigError, choice
+from src.errors import choice
 
 
 class Loss:
     """D minimises `discriminator(real, fake)`, G minimises `generator(fake, real)`."""
 
-    g_objectives: tuple[str, ...] = ("non_saturating",)
     g_needs_real = False  # the G side also reads D's logits on real images
-
-    def __init__(self, g_objective: str = "non_saturating"):
-        self.g_objective = g_objective
 
     def discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -25,22 +23,27 @@ class Loss:
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """Per real image, positive where D takes it for real under this loss (ADA's r_t is the
-        mean sign): the logit itself where the loss separates at 0 (BCE, hinge)."""
-        return real.float()
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per real and per generated image, positive where D takes it for real under this loss
+        (the shares logged as train/d_real and train/d_fake; ADA's r_t is the real side's mean
+        sign): the logit itself where the loss separates at 0 (BCE, hinge)."""
+        return real.float(), fake.float()
 
 
 class BCE(Loss):
-    """The article's minimax game (Goodfellow et al. 2014); G non-saturating or minimax."""
+    """The article's minimax game (Goodfellow et al. 2014); G non-saturating (maximises
+    log D(G(z))) or minimax (minimises log(1 - D(G(z))), whose gradient vanishes while D
+    rejects the samples)."""
 
-    g_objectives = ("non_saturating", "minimax")
+    def __init__(self, g_objective: str = "non_saturating"):
+        self.g_objective = choice("model.loss.g_objective", g_objective,
+                                  ("non_saturating", "minimax"))  # fmt: skip
 
     def discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return F.softplus(-real.float()).mean() + F.softplus(fake.float()).mean()
 
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
-        if self.g_objective == "minimax":  # its gradient vanishes while D rejects the samples
+        if self.g_objective == "minimax":
             return -F.softplus(fake.float()).mean()
         return F.softplus(-fake.float()).mean()
 
@@ -64,9 +67,9 @@ class Wasserstein(Loss):
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return -fake.float().mean()
 
-    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """A critic has no threshold: above the generated images' mean score."""
-        return real.float() - fake.float().mean()
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A critic has no threshold: each score against the other side's mean score."""
+        return against_other_mean(real, fake)
 
 
 class LeastSquares(Loss):
@@ -78,9 +81,9 @@ class LeastSquares(Loss):
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return 0.5 * (fake.float() - 1).pow(2).mean()
 
-    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Closer to the real target 1 than to the fake target 0."""
-        return real.float() - 0.5
+        return real.float() - 0.5, fake.float() - 0.5
 
 
 class RelativisticAverage(Loss):
@@ -96,8 +99,8 @@ class RelativisticAverage(Loss):
         r, f = real.float(), fake.float()
         return F.softplus(-(f - r.mean())).mean() + F.softplus(r - f.mean()).mean()
 
-    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return real.float() - fake.float().mean()
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return against_other_mean(real, fake)
 
 
 class RelativisticPairing(Loss):
@@ -112,27 +115,11 @@ class RelativisticPairing(Loss):
     def generator(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         return F.softplus(-(fake.float() - real.float())).mean()
 
-    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def verdict(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Real image i against generated image i (R3GAN logs these signs)."""
-        return real.float() - fake.float()
+        return real.float() - fake.float(), fake.float() - real.float()
 
 
-# model.loss -> its class: adding a loss is a class and a line here
-LOSSES: dict[str, type[Loss]] = {
-    "bce": BCE,
-    "hinge": Hinge,
-    "wasserstein": Wasserstein,
-    "least_squares": LeastSquares,
-    "relativistic": RelativisticAverage,
-    "rpgan": RelativisticPairing,
-}
-
-
-def build_loss(name: str, g_objective: str = "non_saturating") -> Loss:
-    """The loss `model.loss` names, with G's objective `model.g_objective`."""
-    cls = LOSSES[choice("model.loss", name, tuple(LOSSES))]
-    if g_objective not in cls.g_objectives:
-        note = " (minimax is defined for loss=bce only)" if g_objective == "minimax" else ""
-        allowed = ", ".join(cls.g_objectives)
-        raise ConfigError("model.g_objective", g_objective, f"allowed with {name}: {allowed}{note}")
-    return cls(g_objective)
+def against_other_mean(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each side's scores against the other side's mean (losses without a fixed boundary)."""
+    return real.float() - fake.float().mean(), fake.float() - real.float().mean()

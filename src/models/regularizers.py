@@ -2,20 +2,23 @@
 its schedule and its state (buffers, so checkpoints and gan_ddp carry them).
 
 A term reads what the step computed (`DStep`, `GStep`) and returns its share of the loss, or
-None when it is not due. Add one by subclassing `Regularizer`; `model.regularizers` takes
-extra terms by `_target_`, the flat `model.penalty*`, `lecam_weight` and `mode_seeking_weight`
-keys build the standard ones (`standard_terms`).
+None when it is not due. `model.regularizers` holds them by name, each a node of its own
+(`conf/model/regularizers/<name>.yaml`, chosen with `model/regularizers=[r1,r2]`; any
+`Regularizer` subclass with `+model.regularizers.<name>._target_=...`); a conditional D with
+an auxiliary classifier adds AC-GAN's term itself. Keys in their errors are relative to the
+term's node (`weight` -> `model.regularizers.r1.weight`).
 """
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from src.errors import choice, integer, number
+from src.models.graphs import set_value
+from src.models.schedules import Cosine, schedule_at
 
 Critic = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -74,6 +77,32 @@ class Regularizer(nn.Module):
     def g_term(self, step: GStep) -> torch.Tensor | None:
         return None
 
+    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+        """Sets what this term schedules for the coming batch of `images` (at `seen` images of
+        about `run_images`); returns the values to log."""
+        return {}
+
+
+class Weighted(Regularizer):
+    """A term with a weight (>= 0), fixed or following `schedule` over the images seen; the
+    module names it (`name`, its key in model.regularizers: logged as train/<name>)."""
+
+    name = "weighted"  # its key in model.regularizers, set by the module
+
+    def __init__(self, weight: float, schedule: Cosine | None = None):
+        super().__init__()
+        self.weight = number("weight", weight)
+        self.schedule = None if schedule is None else schedule_at("schedule", schedule)
+        if self.schedule is not None:
+            self.schedule.checked("schedule", 0.0)
+
+    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+        if self.schedule is None:
+            return {}
+        value = self.schedule(seen, run_images)
+        set_value(vars(self), "weight", value)  # a device tensor under model.cuda_graph
+        return {f"train/{self.name}_weight": value}
+
 
 def squared_input_gradient(critic: Critic, seen: Seen) -> torch.Tensor:
     """||grad_x D(x)||^2 per image, in float32, with a graph for the double backward; reuses D's
@@ -86,16 +115,13 @@ def squared_input_gradient(critic: Critic, seen: Seen) -> torch.Tensor:
     return grad.float().pow(2).flatten(1).sum(1)
 
 
-class Lazy(Regularizer):
+class Lazy(Weighted):
     """A penalty on every `every`-th D step, `every` times as strong (Karras et al. 2020);
-    logged as train/<name>. `key`: where its settings are configured, for error messages."""
+    logged as train/<name>."""
 
-    def __init__(self, name: str, weight: float, every: int = 1, key: str | None = None):
-        super().__init__()
-        key = key or f"model.regularizers.{name}"
-        self.name = name
-        self.weight = number(f"{key}.weight", weight)
-        self.every = integer(f"{key}.every", every)
+    def __init__(self, weight: float, every: int = 1, schedule: Cosine | None = None):
+        super().__init__(weight, schedule)
+        self.every = integer("every", every)
 
     def due(self, batch: int) -> bool:
         return batch % self.every == 0
@@ -115,19 +141,13 @@ class Lazy(Regularizer):
 
 
 class GradientPenalty(Lazy):
-    """gamma/2 E||grad_x D(x)||^2 at real images (R1, Mescheder et al. 2018) or at generated
-    ones (R2); `weight` is gamma."""
+    """gamma/2 E||grad_x D(x)||^2 at real images (R1, Mescheder et al. 2018, `side: real`) or at
+    generated ones (R2, `side: fake`); `weight` is gamma."""
 
-    def __init__(
-        self,
-        side: str,
-        weight: float,
-        every: int = 1,
-        name: str | None = None,
-        key: str | None = None,
-    ):
-        super().__init__(name or {"real": "r1", "fake": "r2"}[side], weight, every, key)
-        self.side = choice(f"{key or 'model.regularizers'}.side", side, ("real", "fake"))
+    def __init__(self, side: str, weight: float, every: int = 1, schedule: Cosine | None = None):
+        super().__init__(weight, every, schedule)
+        self.side = choice("side", side, ("real", "fake"))
+        self.name = {"real": "r1", "fake": "r2"}[side]
 
     def input_grads(self, batch: int) -> set[str]:
         return {self.side} if self.due(batch) else set()
@@ -141,10 +161,7 @@ class WGANGP(Lazy):
     """lambda E[(||grad D(x_hat)|| - 1)^2] at random points between real and generated images
     (Gulrajani et al. 2017), conditional D with the real images' labels; `weight` is lambda."""
 
-    def __init__(
-        self, weight: float, every: int = 1, name: str = "wgan_gp", key: str | None = None
-    ):
-        super().__init__(name, weight, every, key)
+    name = "wgan_gp"
 
     def penalty(self, step: DStep) -> torch.Tensor:
         real, fake = step.real.images.detach(), step.fake.images.detach()
@@ -154,15 +171,17 @@ class WGANGP(Lazy):
         return self.weight * (norms - 1).pow(2).mean()
 
 
-class LeCam(Regularizer):
+class LeCam(Weighted):
     """LeCam regularization (Tseng et al. 2021, eq. 3, as in their code and StudioGAN):
     E[relu(D(x) - a_F)^2] + E[relu(a_R - D(G(z)))^2], a_R and a_F moving averages of D's mean
     output on real and generated images, taken over the global batch."""
 
-    def __init__(self, weight: float, rate: float = 0.01, key: str = "model.regularizers.lecam"):
-        super().__init__()
-        self.weight = number(f"{key}.weight", weight)
-        self.rate = rate  # of the moving averages (decay 0.99, as in Tseng et al.'s code)
+    name = "lecam"
+
+    def __init__(self, weight: float, rate: float = 0.01, schedule: Cosine | None = None):
+        super().__init__(weight, schedule)
+        # of the moving averages (decay 0.99, as in Tseng et al.'s code)
+        self.rate = number("rate", rate, 0.0, 1.0, low_open=True)
         self.register_buffer("ema", torch.zeros(2))  # (a_R, a_F)
 
     def d_term(self, step: DStep) -> torch.Tensor:
@@ -177,14 +196,15 @@ class LeCam(Regularizer):
         return self.weight * term
 
 
-class ModeSeeking(Regularizer):
+class ModeSeeking(Weighted):
     """MSGAN (Mao et al. 2019), for G: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps) over the
     pairs (i, i + n/2) of the batch, which are asked for the same class when conditional."""
 
-    def __init__(self, weight: float, eps: float = 1e-5, key: str = "model.regularizers.ms"):
-        super().__init__()
-        self.weight = number(f"{key}.weight", weight)
-        self.eps = eps
+    name = "mode_seeking"
+
+    def __init__(self, weight: float, eps: float = 1e-5, schedule: Cosine | None = None):
+        super().__init__(weight, schedule)
+        self.eps = number("eps", eps, low_open=True)
 
     def pair_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         if labels is not None:
@@ -212,35 +232,3 @@ class AuxiliaryClassifier(Regularizer):
 
     def g_term(self, step: GStep) -> torch.Tensor:
         return F.cross_entropy(step.fake.classes.float(), step.fake.labels)
-
-
-# model.penalty -> its term, given (weight, every)
-PENALTIES: dict[str, Callable[..., Regularizer]] = {
-    "wgan_gp": WGANGP,
-    "r1": partial(GradientPenalty, "real"),
-    "r2": partial(GradientPenalty, "fake"),
-}
-
-
-def standard_terms(
-    penalty: str | Sequence[str] = "none",
-    penalty_weight: float = 10.0,
-    penalty_every: int = 1,
-    lecam_weight: float = 0.0,
-    mode_seeking_weight: float = 0.0,
-    acgan: bool = False,
-) -> dict[str, Regularizer]:
-    """The terms the flat model keys ask for, in the order the step adds them."""
-    names = list(penalty) if isinstance(penalty, list | tuple) else [penalty]
-    for name in names:
-        choice("model.penalty", name, ("none", *PENALTIES))
-    number("model.penalty_weight", penalty_weight)
-    integer("model.penalty_every", penalty_every)
-    terms: dict[str, Regularizer] = {"acgan": AuxiliaryClassifier()} if acgan else {}
-    for name in dict.fromkeys(n for n in names if n != "none"):
-        terms[name] = PENALTIES[name](penalty_weight, penalty_every)
-    if number("model.lecam_weight", lecam_weight):
-        terms["lecam"] = LeCam(lecam_weight)
-    if number("model.mode_seeking_weight", mode_seeking_weight):
-        terms["mode_seeking"] = ModeSeeking(mode_seeking_weight)
-    return terms

@@ -20,7 +20,7 @@ SHAPING = (
     ("model.generator.norm", "G's norm"), ("model.discriminator.norm", "D's norm"),
     ("model.generator.width_multipliers", "G's stage widths"),
     ("model.discriminator.width_multipliers", "D's stage widths"),
-    ("model.condition", "the condition"),
+    ("model.discriminator.condition", "the condition"),
 )  # fmt: skip
 
 
@@ -51,14 +51,16 @@ def check_resumable(checkpoint: dict[str, Any], module: Any, path: str | None) -
                 raise ConfigError(key, mine, f"the checkpoint was trained with {what} {saved!r}")
     check_weights(stored, ours, "ckpt_path", path)
     states = checkpoint.get("optimizer_states")
-    if not isinstance(states, list) or len(states) != len(module.built_optimizers):
+    if not isinstance(states, list) or len(states) != len(module.optimizer.built):
         raise ConfigError("ckpt_path", path, "no optimizer states for G and D: it cannot be "
                           "resumed (src.generate and src.evaluate can still use it)")  # fmt: skip
-    if module.scheduler is not None and not isinstance(checkpoint.get("lr_schedulers"), list):
+    if module.optimizer.scheduler is not None and not isinstance(
+        checkpoint.get("lr_schedulers"), list
+    ):
         raise ConfigError(
             "ckpt_path", path, "no lr schedule states (trained without optimizer.scheduler)"
         )
-    for key, mine in module.optimizer_classes().items():
+    for key, mine in module.optimizer.classes().items():
         saved = checkpoint.get("optimizer_classes", {}).get(key, mine)
         if saved != mine:
             raise ConfigError(f"optimizer.{key}", mine, f"the checkpoint was trained with {saved}")

@@ -1,28 +1,18 @@
 """Hyper-parameters that change over the images seen, as R3GAN schedules them (Huang et al.
-2024, brownvc/R3GAN `training_loop.cosine_decay_with_warmup`): the lr, Adam's beta2, the
-penalty weight gamma, the EMA half-life and the augmentation probability, each a cosine from
-`start` to `end` over `images` (after an optional linear warm-up), then held at `end`.
+2024, brownvc/R3GAN `training_loop.cosine_decay_with_warmup`): a cosine from `start` to `end`
+over `images` (after an optional linear warm-up), then held at `end`.
 
-`model.schedules` names them; `GANModule` applies the values before each batch. The count of
-images seen is this module's extra state, so a checkpoint carries it and a resumed run
-continues every schedule exactly (and a changed batch size keeps counting images).
+Each part owns the schedule of the value it drives and checks every value the schedule can
+take against what that value allows: the optimizers' lr factor and beta2
+(`optimizer.schedules`), a regularizer's weight (`model.regularizers.<name>.schedule`), the
+EMA's half-life (`model.ema.half_life`), the augmentation's p (`model.augmentation.schedule`).
+`GANModule` counts the images seen (checkpointed, so a resumed run continues every schedule
+exactly) and hands the count to each part before each batch.
 """
 
 import math
 
-import torch
-from torch import nn
-
-from src.errors import ConfigError, choice, number
-
-# what each schedule drives (GANModule.apply_schedules)
-SCHEDULED = {
-    "lr": "a factor on each optimizer's lr (optimizer.lr, TTUR and scale_lr kept)",
-    "beta2": "Adam's beta2 of both optimizers",
-    "penalty_weight": "the weight (gamma, lambda) of every model.penalty term",
-    "ema_half_life": "the EMA of G's half-life in images: decay 0.5^(batch / half-life)",
-    "augment_p": "the probability of each model.augment policy",
-}
+from src.errors import ConfigError, number
 
 
 class Cosine:
@@ -40,19 +30,21 @@ class Cosine:
         self.start, self.end, self.images = start, end, images
         self.warmup_images, self.warmup_start = warmup_images, warmup_start
 
-    def check(self, key: str) -> "Cosine":
-        """Its values checked, `key` (model.schedules.<name>) named in the error."""
-        self.start = number(f"{key}.start", self.start, -math.inf)
-        self.end = number(f"{key}.end", self.end, -math.inf)
+    def checked(
+        self, key: str, low: float = -math.inf, high: float = math.inf, *,
+        low_open: bool = False, high_open: bool = False,
+    ) -> "Cosine":  # fmt: skip
+        """The schedule at `key`, every value it can take in [low, high] (a warm-up may start at
+        an open `low`: a warm-up from 0), its lengths positive; else a ConfigError."""
+        for name in ("start", "end"):
+            number(f"{key}.{name}", getattr(self, name), low, high,
+                   low_open=low_open, high_open=high_open)  # fmt: skip
+        number(f"{key}.warmup_start", self.warmup_start, low, high, high_open=high_open)
         if self.images is not None:
-            self.images = number(f"{key}.images", self.images, low_open=True)
-        typed, self.warmup_images = (
-            self.warmup_images,
-            number(f"{key}.warmup_images", self.warmup_images),
-        )
-        self.warmup_start = number(f"{key}.warmup_start", self.warmup_start, -math.inf)
+            number(f"{key}.images", self.images, low_open=True)
+        number(f"{key}.warmup_images", self.warmup_images)
         if self.images is not None and self.warmup_images >= self.images:
-            raise ConfigError(f"{key}.warmup_images", typed,
+            raise ConfigError(f"{key}.warmup_images", self.warmup_images,
                               f"allowed: fewer than {key}.images={self.images:g}")  # fmt: skip
         return self
 
@@ -67,34 +59,9 @@ class Cosine:
         return self.start + (1 - decay) * (self.end - self.start)
 
 
-class Schedules(nn.Module):
-    """The configured schedules and the images seen so far (over all ranks)."""
-
-    def __init__(self, schedules: dict[str, Cosine]):
-        super().__init__()
-        for name, schedule in schedules.items():
-            choice("model.schedules", name, SCHEDULED)
-            if not isinstance(schedule, Cosine):
-                raise ConfigError(f"model.schedules.{name}", schedule,
-                                  "allowed: {_target_: src.models.schedules.Cosine, start: "
-                                  "..., end: ..., images: ...}")  # fmt: skip
-            schedule.check(f"model.schedules.{name}")
-        self.schedules = dict(schedules)
-        self.images_seen = 0
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.schedules
-
-    def advance(self, images: int, run_images: float) -> dict[str, float]:
-        """The values for the coming batch of `images` (read at the images seen before it)."""
-        values = {name: s(self.images_seen, run_images) for name, s in self.schedules.items()}
-        self.images_seen += images
-        return values
-
-    def get_extra_state(self) -> torch.Tensor:
-        """The images seen, as the state_dict's `schedules._extra_state` (a host int during
-        training, so reading it costs no device sync)."""
-        return torch.tensor(self.images_seen, dtype=torch.int64)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        self.images_seen = int(state)
+def schedule_at(key: str, schedule: object) -> Cosine:
+    """`schedule` if it is a Cosine, else one line naming `key` and what a schedule is."""
+    if not isinstance(schedule, Cosine):
+        raise ConfigError(key, schedule, "allowed: {_target_: src.models.schedules.Cosine, "
+                          "start: ..., end: ..., images: ...}")  # fmt: skip
+    return schedule

@@ -159,11 +159,3 @@ def __getattr__(name: str) -> Any:
         globals()[name] = _atomic_checkpoint_io()
         return globals()[name]
     raise AttributeError(name)
-
-
-def resolve_ckpt_path(value: str | None, output_dir: str | Path) -> str | None:
-    """`auto`: this run dir's checkpoints/last.ckpt if there is one (else start fresh)."""
-    if value != "auto":
-        return value
-    last = Path(output_dir) / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from omegaconf import OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
-from src.metrics.names import LOGGED, LOWER_IS_BETTER
+from src.metrics.names import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ def wandb_logger(
     agent = os.environ.get("WANDB_SWEEP_ID")  # a W&B sweep agent names the run itself
     if rank_zero_only.rank == 0 and "id" not in kwargs and not agent:
         kwargs = {**kwargs, "id": run_id, "resume": "allow"}
-    kwargs = {**kwargs, **sweep_identity()}
+    if not kwargs.get("name"):
+        kwargs = {**kwargs, **run_identity(kwargs.get("save_dir"))}
     logger = WandbLogger(
         offline=mode == "offline", mode=mode,
         settings=wandb.Settings(init_timeout=init_timeout), **kwargs,
@@ -123,18 +125,40 @@ def wandb_logger(
     return logger
 
 
-def sweep_identity() -> dict[str, str]:
-    """A multirun job's W&B name (its swept values, as its folder: `lr=0.0001,momentum=0.9`),
-    the sweep as group, job_type."""
+def run_identity(save_dir: str | None) -> dict[str, str]:
+    """A run's W&B name: a sweep job's swept values (`lr=0.0001,momentum=0.9`; a sampler's
+    trial number in front), in the sweep's group; a single run's overrides
+    (hydra.job.override_dirname), or its run folder's name when it has none."""
     from hydra.core.hydra_config import HydraConfig
 
-    from src.cli import in_multirun, swept_values
+    from src.utils.hydra_callbacks import in_multirun
 
-    if not in_multirun():
-        return {}
+    folder = Path(save_dir or ".").resolve().name
+    if not HydraConfig.initialized():
+        return {"name": folder}
     hydra_cfg = HydraConfig.get()
-    name = ",".join(swept_values()) or f"job {hydra_cfg.job.num}"
-    return {"name": name, "group": Path(hydra_cfg.sweep.dir).name, "job_type": "sweep"}
+    if not in_multirun():
+        return {"name": hydra_cfg.job.get("override_dirname") or folder}
+    sampled = set((hydra_cfg.sweeper.get("params") or {}).keys())  # Optuna's search space
+    swept = swept_keys() | sampled
+    task = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    values = [o.split("=", 1) for o in task if "=" in o and o.split("=", 1)[0] in swept]
+    name = ",".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in values) or folder
+    number = f"{hydra_cfg.job.num}_" if sampled else ""
+    return {"name": number + name, "group": Path(hydra_cfg.sweep.dir).name, "job_type": "sweep"}
+
+
+def swept_keys() -> set[str]:
+    """The keys given several values on the sweep's command line, parsed by Hydra's own
+    override parser (none in a process started without them: a relaunched DDP rank)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        arguments = [a for a in sys.argv[1:] if not a.startswith("-")]  # -m, --multirun
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    except Exception:  # not this process's sweep command line
+        return set()
+    return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
 
 
 def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
@@ -154,9 +178,10 @@ def ensure_loggers_start(loggers: list[Logger]) -> list[Logger]:
             run = logger.experiment  # val/* and the sample grids against the epoch
             run.define_metric("epoch")
             run.define_metric("samples", step_metric="epoch")
-            for name in LOGGED.values():  # each metric's best value in the run summary
-                goal = "min" if name in LOWER_IS_BETTER else "max"
-                run.define_metric(name, step_metric="epoch", summary=goal)
+            run.define_metric("val/*", step_metric="epoch")
+            for names, goal in ((LOWER_IS_BETTER, "min"), (HIGHER_IS_BETTER, "max")):
+                for name in names:  # the best value in the run summary, where its way is known
+                    run.define_metric(name, step_metric="epoch", summary=goal)
         started.append(logger)
     return started
 
