@@ -38,8 +38,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     classes = data.class_names() if cfg.model.get("conditional") else None
     nets = {net: instantiate(cfg.model[net], num_classes=len(classes or []))
             for net in ("generator", "discriminator")}  # fmt: skip
-    optimizer = instantiate(cfg.optimizer).build(**nets)
     check_trainer(cfg.trainer)
+    optimizer = instantiate(cfg.optimizer).build(**nets)
     return fit(cfg, data, nets, optimizer, classes)
 
 
@@ -110,18 +110,18 @@ def fit(
     from src.utils import distributed
     from src.utils.loggers import ensure_loggers_start, finished
 
-    model = instantiate(cfg.model, **nets, optimizer=optimizer)
-    model.config, model.class_names = OmegaConf.to_container(cfg, resolve=True), classes
     callbacks = instantiate_list(cfg.get("callbacks"))
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "auto":  # this run directory's last checkpoint, or a fresh start
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if last.is_file() else None
+    trainer = build_trainer(cfg.trainer, callbacks, [])  # Lightning checks its keys first
     built = instantiate_list(cfg.get("logger"))  # named by the sweep's command line
-    loggers: list = []  # started once the Trainer has checked its keys (W&B takes seconds)
+    model = instantiate(cfg.model, **nets, optimizer=optimizer)
+    model.config, model.class_names = OmegaConf.to_container(cfg, resolve=True), classes
+    loggers: list = []  # started now (W&B takes seconds), finished whatever happens
     with finished(loggers), distributed.processes_for_this_job():
-        trainer = build_trainer(cfg.trainer, callbacks, built)
-        trainer.loggers = loggers[:] = ensure_loggers_start(trainer.loggers)
+        trainer.loggers = loggers[:] = ensure_loggers_start(built)
         devices = trainer.num_devices * trainer.num_nodes
         if on_cpu(cfg.trainer.accelerator) and devices > (os.cpu_count() or 1):
             rank_zero_info(f"{devices} processes share this machine's {os.cpu_count()} CPU "

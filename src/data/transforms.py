@@ -8,7 +8,6 @@ repeated to RGB; RGB becomes grey by ITU-R 601-2 luma (PIL's "L"); alpha is drop
 import io
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -19,6 +18,8 @@ def fit_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     if images.shape[1] == 4:
         images = images[:, :3]
     if images.shape[-2:] != (size, size):
+        import torchvision.transforms.v2.functional as TF  # ~1.3 s to import: only when used
+
         images = TF.center_crop(TF.resize(images, size, antialias=True), [size, size])
     if images.shape[1] == channels:
         return images.contiguous()
@@ -31,7 +32,9 @@ def fit_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 def fit_pil(image: Image.Image, size: int, channels: int) -> torch.Tensor:
     """A PIL image (any mode: L, RGB, RGBA, P, ...) -> uint8 (channels, size, size)."""
     image = image.convert("L" if channels == 1 else "RGB")
-    return fit_images(TF.pil_to_tensor(image).unsqueeze(0), size, channels)[0]
+    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    tensor = pixels.view(image.height, image.width, len(image.getbands())).permute(2, 0, 1)
+    return fit_images(tensor.unsqueeze(0), size, channels)[0]
 
 
 def decode(data: bytes, size: int, channels: int) -> torch.Tensor:

@@ -58,6 +58,8 @@ class Optimizers:
     def build(self, generator: nn.Module, discriminator: nn.Module) -> "Optimizers":
         """(D's optimizer, G's) for these networks; what torch refuses is one line."""
         nets = {"discriminator": discriminator, "generator": generator}
+        for name, factory in self.factories.items():  # before torch imports its compiler (~1 s)
+            check_arguments(getattr(factory, "func", factory), keywords(factory), f"optimizer.{name}")
         self.built = tuple(
             build_optimizer(self.factories[name], nets[name], f"optimizer.{name}")
             for name in ("discriminator", "generator")
@@ -115,7 +117,7 @@ def build_optimizer(factory: Factory, net: nn.Module, key: str) -> torch.optim.O
     """`factory(net.parameters())`; what torch refuses (or an lr that would not train) is a
     ConfigError naming `key` (e.g. optimizer.generator)."""
     name = getattr(getattr(factory, "func", factory), "__name__", str(factory))
-    arguments = factory.keywords if isinstance(factory, partial) else {}
+    arguments = keywords(factory)
     check_arguments(getattr(factory, "func", factory), arguments, key)
     betas = arguments.get("betas")
     if isinstance(betas, list | tuple):  # optimizer.momentum=0 is an int: Adam wants floats
@@ -133,6 +135,10 @@ def build_optimizer(factory: Factory, net: nn.Module, key: str) -> torch.optim.O
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
             raise ConfigError(f"{key}.lr", lr, "allowed: a finite number > 0")
     return optimizer
+
+
+def keywords(factory: Factory) -> dict[str, Any]:
+    return factory.keywords if isinstance(factory, partial) else {}
 
 
 def check_arguments(optimizer: Any, arguments: dict[str, Any], key: str) -> None:
