@@ -86,34 +86,37 @@ class TrainConfig:
 
 
 @dataclass
-class GenerateConfig:
-    """`python -m src.generate`."""
+class FromCheckpoint:
+    """What `src.generate` and `src.evaluate` share: a checkpoint, n samples, where to write."""
 
     ckpt_path: str = MISSING
     n: int = 64
     out: str | None = None
     seed: int = 0
-    label: int | None = None
-    nrow: int = 8
-    interpolation_rows: int = 4
-    interpolation_steps: int = 10
+    # packages outside src whose classes the checkpoint's config may name
     trust: list[str] = field(default_factory=list)
 
 
 @dataclass
-class EvaluateConfig:
+class GenerateConfig(FromCheckpoint):
+    """`python -m src.generate`."""
+
+    label: int | None = None
+    nrow: int = 8
+    interpolation_rows: int = 4
+    interpolation_steps: int = 10
+
+
+@dataclass
+class EvaluateConfig(FromCheckpoint):
     """`python -m src.evaluate`."""
 
-    ckpt_path: str = MISSING
     n: int = 1000
-    out: str | None = None
-    seed: int = 0
     num_real: int = 1000
     data_root: str | None = None
     domain_epochs: int = 4
     cache_dir: str | None = None
     inception_weights: str | None = None
-    trust: list[str] = field(default_factory=list)
 
 
 for name, schema in (("train", TrainConfig), ("generate", GenerateConfig),

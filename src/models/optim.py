@@ -59,7 +59,8 @@ class Optimizers:
         """(D's optimizer, G's) for these networks; what torch refuses is one line."""
         nets = {"discriminator": discriminator, "generator": generator}
         for name, factory in self.factories.items():  # before torch imports its compiler (~1 s)
-            check_arguments(getattr(factory, "func", factory), keywords(factory), f"optimizer.{name}")
+            func = getattr(factory, "func", factory)
+            check_arguments(func, keywords(factory), f"optimizer.{name}")
         self.built = tuple(
             build_optimizer(self.factories[name], nets[name], f"optimizer.{name}")
             for name in ("discriminator", "generator")
