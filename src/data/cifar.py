@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from src.data.base import ImageSource, UInt8Images, content_hash
-from src.errors import ConfigError
+from src.errors import ConfigError, choice
 
 FOLDER = "cifar-10-batches-py"
 SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -53,9 +53,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class CIFAR10(ImageSource):
     def __init__(self, *args, split: str = "train", **kwargs):
         super().__init__(*args, **kwargs)
-        if split not in (*SPLITS, "all"):
-            raise ConfigError("data.split", split, "allowed: train, test, all")
-        self.hparams.split = split
+        self.hparams.split = choice("data.split", split, (*SPLITS, "all"))
 
     def prepare(self) -> None:
         if self.hparams.download:

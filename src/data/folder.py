@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from src.data.base import ImageSource, stat_fingerprint
 from src.data.transforms import fit_pil
-from src.errors import ConfigError
+from src.errors import ConfigError, choice
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,7 @@ class CelebA(Folder):
 
     def __init__(self, *args, split: str = "all", **kwargs):
         super().__init__(*args, **kwargs)
-        if split not in (*CELEBA_SPLITS, "all"):
-            raise ConfigError("data.split", split, "allowed: train, valid, test, all")
-        self.hparams.split = split
+        self.hparams.split = choice("data.split", split, (*CELEBA_SPLITS, "all"))
 
     def image_root(self) -> Path:
         root = Path(self.hparams.root)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from src.data.base import ImageSource, UInt8Images, content_hash
-from src.errors import ConfigError
+from src.errors import ConfigError, choice
 
 IMAGE_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 LABEL_FILES = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
@@ -48,9 +48,8 @@ class MNIST(ImageSource):
 
     def __init__(self, *args, folder: str = "MNIST", split: str = "train", **kwargs):
         super().__init__(*args, **kwargs)
-        if split not in (*IMAGE_FILES, "all"):
-            raise ConfigError("data.split", split, "allowed: train, test, all")
-        self.hparams.folder, self.hparams.split = folder, split
+        self.hparams.folder = folder
+        self.hparams.split = choice("data.split", split, (*IMAGE_FILES, "all"))
 
     def prepare(self) -> None:
         if self.hparams.download:
