@@ -487,3 +487,18 @@ def test_sweep_jobs_that_share_their_values_keep_apart(tmp_path):
     )  # fmt: skip
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert [job[:2] for job in jobs] == ["0_", "1_"] and all("seed=1" in job for job in jobs)
+
+
+def test_hydra_writes_the_run_files_and_names_sweep_jobs_by_their_overrides():
+    """`--cfg hydra`: Hydra's own `.hydra/` output and a sweep subdir built on
+    hydra.job.override_dirname (its separators and excluded keys configured)."""
+    result = run_cli("--cfg", "hydra")
+    config = yaml.safe_load(result.stdout)["hydra"]
+    assert config["output_subdir"] == ".hydra"
+    assert "${hydra.job.override_dirname}" in config["sweep"]["subdir"]
+    dirname = config["job"]["config"]["override_dirname"]
+    assert (dirname["kv_sep"], dirname["item_sep"]) == ("=", ",")
+    assert {"ckpt_path", "data.root", "logger"} <= set(dirname["exclude_keys"])
+    callbacks = {c["_target_"] for c in config["callbacks"].values()}
+    assert callbacks == {"src.utils.hydra_callbacks.RunDirectory",
+                         "src.utils.hydra_callbacks.SweepStatus"}  # fmt: skip

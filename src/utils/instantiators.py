@@ -43,7 +43,7 @@ def unresolvable(node: Any) -> str | None:
     for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
         try:
             value = node[key]
-        except OmegaConfBaseException:
+        except OmegaConfBaseException:  # OmegaConf gap: no public API for a node's full key
             return node._get_full_key(key)
         if isinstance(value, DictConfig | ListConfig) and (found := unresolvable(value)):
             return found
