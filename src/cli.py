@@ -6,12 +6,14 @@ checkpoint mistake (Hydra's own composition and override errors included), 3 for
 traceback).
 """
 
+import contextlib
 import difflib
 import errno
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,36 @@ def entry(main: Callable[[], Any]) -> None:
         fail(*one_line(error))
 
 
+@contextlib.contextmanager
+def stopped_by_signals(what: str) -> Iterator[None]:
+    """SIGTERM and SIGINT (Ctrl-C) as `Interrupted` (exit 143 / 130, one line), so the code
+    that is stopped cleans up (`finally`) instead of dying or printing a traceback. For the
+    tools; training keeps Lightning's own handlers (it only takes SIGTERM where none is set)."""
+
+    def terminated(number: int, frame: object) -> None:
+        raise Interrupted(f"stopped by SIGTERM; {what}", 128 + number)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped by SIGINT; {what}", 128 + signal.SIGINT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def writing(key: str) -> Iterator[None]:
+    """A full disk, a quota or a read-only place while writing what `key` chose: its line names
+    that key (not the run directory's)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in FILE_SYSTEM_ERRORS:
+            error.key = key
+        raise
+
+
 def describe(error: BaseException) -> str:
     """The useful line of an exception's message (a DataLoader worker's error is wrapped in
     a message that holds the worker's traceback: keep its last line, the original error)."""
@@ -85,8 +117,9 @@ def one_line(error: BaseException) -> tuple[str, int]:
                 "set hydra.sweep.subdir='${hydra.job.num}'", EXIT_CONFIG)  # fmt: skip
     if isinstance(error, OSError) and error.errno in FILE_SYSTEM_ERRORS:
         where = error.filename or "a file of the run"
+        key = getattr(error, "key", "hydra.run.dir")  # what chose the place (`writing`)
         return (f"file-system error: {where}: {error.strerror}; what was written before is "
-                f"intact (free space, or choose another hydra.run.dir)", EXIT_CONFIG)  # fmt: skip
+                f"intact (free space, or choose another {key})", EXIT_CONFIG)  # fmt: skip
     if isinstance(error, OverrideParseException):
         reason = error.message.strip().splitlines()[0]
         return (f"config error: {error.override}: not an override Hydra can parse ({reason}); "

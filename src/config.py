@@ -117,6 +117,7 @@ class EvaluateConfig(FromCheckpoint):
     domain_epochs: int = 4
     cache_dir: str | None = None
     inception_weights: str | None = None
+    inception_unverified: bool = False
 
 
 for name, schema in (("train", TrainConfig), ("generate", GenerateConfig),

@@ -14,8 +14,11 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
+        shown = repr(value)
+        if len(shown) > 120:  # a value from a file may be any size: the line stays a line
+            shown = f"{shown[:100]}... ({len(shown):,} characters)"
         super().__init__(
-            f"{key}: {allowed}" if value is self.UNSHOWN else f"{key}={value!r}: {allowed}"
+            f"{key}: {allowed}" if value is self.UNSHOWN else f"{key}={shown}: {allowed}"
         )
 
 

@@ -15,13 +15,14 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from src.cli import entry, one_line_errors
+from src.cli import entry, one_line_errors, stopped_by_signals, writing
 from src.config import EvaluateConfig, check_keys
-from src.data.base import ImageSource
 from src.errors import ConfigError, integer
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
-from src.models.loading import load_generator, rebuild
+from src.metrics.inception import find_weights
+from src.models.loading import load_generator, stored_data
+from src.utils.checkpoint import atomic_write
 from src.utils.hydra_callbacks import writable_dir
 
 
@@ -33,36 +34,13 @@ def main(cfg: DictConfig) -> dict:
     integer("num_real", cfg.num_real, 10, 10_000_000)
     integer("seed", cfg.seed, 0, 2**63 - 1)
     integer("domain_epochs", cfg.domain_epochs, 1, 1000)
-    out = Path(cfg.out) if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
+    out = Path(cfg.out).expanduser() if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
     writable_dir("out", out.parent)  # before minutes of work, not after
     if out.is_dir():
         raise ConfigError("out", str(out), "is a directory; give the JSON file's path")
-    generator, config = load_generator(str(cfg.ckpt_path), trust=cfg.trust)
-    if not isinstance(config.get("data"), dict):
-        raise ConfigError("ckpt_path", str(cfg.ckpt_path), "its run config has no data section")
-    data = dict(config["data"])
-    if cfg.data_root is not None:
-        data["root"] = cfg.data_root
-    if "root" in data and data["root"] is not None and not Path(data["root"]).is_dir():
-        raise ConfigError("data_root", data["root"], "no such directory (the run's data.root)")
-    evaluator = Evaluator(
-        rebuild(data, "data", ImageSource, cfg.trust), num_real=cfg.num_real,
-        epochs=cfg.domain_epochs, cache=cfg.cache_dir, inception_weights=cfg.inception_weights,
-        use_inception=True,
-    )  # fmt: skip
-    # a conditional model: every class equally often, scored against the class asked for
-    labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
-    metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed, labels), labels)
-    report = {
-        "checkpoint": str(cfg.ckpt_path),
-        "n": cfg.n,
-        "metrics": metrics,
-        "real_vs_real": evaluator.floor(cfg.n),
-        "domain_model_test_accuracy": evaluator.model.test_accuracy,
-        "note": "domain-CNN features, not Inception: not comparable with published FIDs",
-    }
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    floor = report["real_vs_real"] or {}
+    with writing("out"), stopped_by_signals(f"nothing was written to {out}"):
+        report = evaluate(cfg, out)
+    metrics, floor = report["metrics"], report["real_vs_real"] or {}
     for name, value in metrics.items():
         if "_class_" not in name:
             reference = f"   (real vs real {floor[name]:.4f})" if name in floor else ""
@@ -77,6 +55,36 @@ def main(cfg: DictConfig) -> dict:
             print(f"{c:5d} {ours[0]:12.2f} {ours[1]:10.3f} {ours[2]:7.3f}   "
                   f"({real[0]:.2f}, {real[1]:.3f}, {real[2]:.3f})")  # fmt: skip
     print(f"written to {out}")
+    return report
+
+
+def evaluate(cfg: DictConfig, out: Path) -> dict:
+    """The metrics of the checkpoint's samples beside the real-vs-real floor, written to `out`."""
+    inception = find_weights(cfg.inception_weights, cfg.inception_unverified)
+    generator, config = load_generator(str(Path(cfg.ckpt_path).expanduser()), trust=cfg.trust)
+    data = stored_data(config, cfg.trust, cfg.data_root, cfg.cache_dir)
+    classes = data.class_names() if generator.num_classes else None
+    if classes is not None and len(classes) != generator.num_classes:
+        raise ConfigError(
+            "data_root", data.hparams.root, f"{len(classes)} classes there; the checkpoint's "
+            f"model makes {generator.num_classes} ({', '.join(generator.class_names or [])})",
+        )  # fmt: skip
+    evaluator = Evaluator(data, num_real=cfg.num_real, epochs=cfg.domain_epochs,
+                          cache=cfg.cache_dir, inception=inception)  # fmt: skip
+    # a conditional model: every class equally often, scored against the class asked for
+    labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
+    metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed, labels), labels)
+    report = {
+        "checkpoint": str(cfg.ckpt_path),
+        "n": cfg.n,
+        "metrics": metrics,
+        "real_vs_real": evaluator.floor(cfg.n),
+        "domain_model_test_accuracy": evaluator.model.test_accuracy,
+        "note": "domain-CNN features, not Inception: not comparable with published FIDs",
+        "inception_weights": inception.provenance() if inception else None,
+    }
+    text = json.dumps(report, indent=2) + "\n"
+    atomic_write(out, lambda file: file.write(text.encode()))
     return report
 
 

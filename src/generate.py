@@ -23,12 +23,12 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from src.cli import entry, one_line_errors
+from src.cli import entry, one_line_errors, stopped_by_signals, writing
 from src.config import GenerateConfig, check_keys
 from src.errors import ConfigError, integer
 from src.models.loading import load_generator
 from src.utils.checkpoint import atomic_write
-from src.utils.hydra_callbacks import writable_dir
+from src.utils.hydra_callbacks import RunLock, writable_dir
 
 MAX_SAMPLES = 1_000_000
 IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what src.generate writes into images/
@@ -88,8 +88,8 @@ def interpolation(
 
 def output_dir(cfg: DictConfig) -> Path:
     if cfg.out:
-        return Path(cfg.out)
-    return Path(cfg.ckpt_path).resolve().parent.parent / "generated"
+        return Path(cfg.out).expanduser()
+    return Path(cfg.ckpt_path).expanduser().resolve().parent.parent / "generated"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate.yaml")
@@ -101,42 +101,51 @@ def main(cfg: DictConfig) -> None:
     integer("nrow", cfg.nrow, 1, 64)
     integer("interpolation_rows", cfg.interpolation_rows, 1, 64)
     integer("interpolation_steps", cfg.interpolation_steps, 2, 64)
-    generator, _ = load_generator(str(cfg.ckpt_path), trust=cfg.trust)
+    generator, _ = load_generator(str(Path(cfg.ckpt_path).expanduser()), trust=cfg.trust)
     label = check_label(cfg.get("label"), generator)
     out = writable_dir("out", output_dir(cfg))
     images = out / "images"
     if images.exists() and any(not IMAGE_NAME.fullmatch(p.name) for p in images.iterdir()):
         raise ConfigError("out", str(out), "its images/ holds files src.generate did not write")
-    for debris in out.glob(".images.*"):  # left by a generate that was killed
-        shutil.rmtree(debris, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=".images.", dir=out))  # complete or nothing
-    try:
-        first: list[torch.Tensor] = []
-        rows: list[list[object]] = []
-        names = generator.class_names or [str(c) for c in range(generator.num_classes)]
-        for chunk, labels in generate_chunks(generator, cfg.n, cfg.seed, label):
-            for i, image in enumerate(to_unit(chunk)):
-                name = f"{len(rows):06d}.png"
-                save_image(image, staging / name)
-                if len(first) < 64:
-                    first.append(image)
-                row = [name] if labels is None else [name, int(labels[i]), names[labels[i]]]
-                rows.append(row)
-        if images.exists():
-            shutil.rmtree(images)  # a previous generate's output (checked above)
-        staging.rename(images)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    save_png(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
-    if generator.num_classes:
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([["file", "label", "class"], *rows])
-        atomic_write(out / "labels.csv", lambda file: file.write(text.getvalue().encode()))
-    steps = cfg.interpolation_steps
-    strip = to_unit(interpolation(generator, cfg.interpolation_rows, steps, cfg.seed, label))
-    save_png(make_grid(strip, nrow=steps), out / "interpolation.png")
+    # one src.generate at a time into `out`: what another left there is debris of a killed one
+    with RunLock(out, "out"), writing("out"), stopped_by_signals(f"{out} is as it was"):
+        for debris in out.glob(".images.*"):
+            shutil.rmtree(debris, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".images.", dir=out))  # complete or nothing
+        try:
+            first, rows = write_images(generator, cfg, label, staging)
+            if images.exists():
+                shutil.rmtree(images)  # a previous generate's output (checked above)
+            staging.rename(images)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        save_png(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
+        if generator.num_classes:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows([["file", "label", "class"], *rows])
+            atomic_write(out / "labels.csv", lambda file: file.write(text.getvalue().encode()))
+        steps = cfg.interpolation_steps
+        strip = to_unit(interpolation(generator, cfg.interpolation_rows, steps, cfg.seed, label))
+        save_png(make_grid(strip, nrow=steps), out / "interpolation.png")
     extra = ", labels.csv" if generator.num_classes else ""
     print(f"{cfg.n} samples, grid.png{extra} and interpolation.png in {out}")
+
+
+def write_images(
+    generator: torch.nn.Module, cfg: DictConfig, label: int | None, folder: Path
+) -> tuple[list[torch.Tensor], list[list[object]]]:
+    """`cfg.n` PNGs into `folder`; the first 64 images (the grid's) and each file's row."""
+    first: list[torch.Tensor] = []
+    rows: list[list[object]] = []
+    names = generator.class_names or [str(c) for c in range(generator.num_classes)]
+    for chunk, labels in generate_chunks(generator, cfg.n, cfg.seed, label):
+        for i, image in enumerate(to_unit(chunk)):
+            name = f"{len(rows):06d}.png"
+            save_image(image, folder / name)
+            if len(first) < 64:
+                first.append(image)
+            rows.append([name] if labels is None else [name, int(labels[i]), names[labels[i]]])
+    return first, rows
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:

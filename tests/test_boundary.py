@@ -596,3 +596,13 @@ def test_no_loader_worker_outlives_a_sigtermed_run(tmp_path):
     assert process.returncode == 143, stderr[-2000:]
     time.sleep(1)
     assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+
+
+def test_a_missing_inception_file_is_said_before_the_domain_model_trains(ckpt, tmp_path):
+    cache = tmp_path / "cache"
+    status, err = run_entry(
+        "src.evaluate", f"ckpt_path={ckpt}", f"inception_weights={tmp_path}/none.pth",
+        f"cache_dir={cache}", f"out={tmp_path / 'm.json'}",
+    )  # fmt: skip
+    assert status == 2 and "inception_weights=" in err and "no such file" in err
+    assert not cache.exists() and not (tmp_path / "m.json").exists()

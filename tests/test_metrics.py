@@ -225,7 +225,7 @@ def test_inception_backend_loads_weights_from_disk_and_is_skipped_without_them(
     assert "Inception FID skipped" in caplog.text
     weights = tmp_path / "inception.pth"
     write_inception_weights(weights)
-    features = InceptionFeatures(find_weights(str(weights)))
+    features = InceptionFeatures(find_weights(str(weights), unverified=True))
     real = features(evaluator.real[:12])  # grey digits, repeated to RGB, resized to 299
     assert real.shape == (12, 2048) and real.dtype == torch.float64
     assert torch.isfinite(real).all()
@@ -265,3 +265,43 @@ def test_the_sweep_report_ranks_optuna_parameters_by_importance(tmp_path):
     page = report(tmp_path).read_text()
     assert "Parameter importances (Optuna, mean decrease in impurity): optimizer.lr" in page
     assert (tmp_path / "report.png").is_file()
+
+
+class RunsCode:
+    """A pickle that would call os.system when unpickled in full."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_inception_weights_are_data_checked_before_any_work(tmp_path):
+    """A file is hashed against torch-fidelity's FID weights (another only by opting in), read
+    weights-only (a pickle that would run code does not), and must hold Inception-V3's tensors;
+    each problem is one line naming inception_weights."""
+    from src.errors import ConfigError
+    from src.metrics.inception import WEIGHTS_SHA256, InceptionFeatures, find_weights
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": RunsCode(marker)}, evil)
+    text = tmp_path / "notes.pth"
+    text.write_text("not weights\n")
+    small = tmp_path / "small.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, small)
+    with pytest.raises(ConfigError, match=r"inception_weights=.*no such file"):
+        find_weights(str(tmp_path / "missing.pth"))
+    with pytest.raises(ConfigError, match=r"its SHA-256 \w+\.\.\. is not that of torch-fidelity"):
+        find_weights(str(small))
+    for path, message in [(evil, "not readable as weights"), (text, "not readable as weights"),
+                          (small, "not Inception-V3 FID weights")]:  # fmt: skip
+        weights = find_weights(str(path), unverified=True)
+        assert not weights.verified and weights.provenance()["loaded"] == "weights_only"
+        with pytest.raises(ConfigError, match=message):
+            InceptionFeatures(weights)
+    assert not marker.exists()  # the pickle's code never ran
+    assert len(WEIGHTS_SHA256) == 64 and WEIGHTS_SHA256.startswith("6726825d")

@@ -12,7 +12,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from src.data.base import ImageSource, cache_dir, to_float
 from src.errors import integer
 from src.metrics.domain import DomainModel, load_or_train
-from src.metrics.inception import InceptionFeatures, find_weights
+from src.metrics.inception import InceptionFeatures, Weights
 from src.metrics.quality import KID, flatten
 
 
@@ -81,8 +81,8 @@ class SampleQuality:
 
 class Evaluator:
     """The metrics of generated images against `num_real` reference images of the data, and
-    the same for the rest of the pool (the real-vs-real floor); Inception-V3 FID/KID too when
-    `use_inception` and its weights are on disk."""
+    the same for the rest of the pool (the real-vs-real floor); Inception-V3 FID/KID too with
+    `inception` weights (checked by `src.metrics.inception.find_weights`)."""
 
     def __init__(
         self,
@@ -90,8 +90,7 @@ class Evaluator:
         num_real: int = 1000,
         epochs: int = 4,
         cache: str | Path | None = None,
-        inception_weights: str | None = None,
-        use_inception: bool = False,
+        inception: Weights | None = None,
     ):
         self.model = domain_model(data, epochs, cache)
         reference, held_out = data.evaluation_split(num_real)
@@ -101,12 +100,11 @@ class Evaluator:
         if targets is not None:
             self.real_labels, self.held_out_labels = targets[reference], targets[held_out]
         self.metrics = data.quality_metrics(self.model, targets is not None)
-        weights = find_weights(inception_weights) if use_inception else None
-        if weights:  # ~1 s per 10 images on a CPU: only where asked for (src.evaluate)
-            inception = InceptionFeatures(weights)
+        if inception:  # ~1 s per 10 images on a CPU: only where asked for (src.evaluate)
+            features = InceptionFeatures(inception)
             self.metrics.add_metrics({
-                "fid_inception": FrechetInceptionDistance(inception, reset_real_features=False),
-                "kid_inception": KID(inception, reset_real_features=False),
+                "fid_inception": FrechetInceptionDistance(features, reset_real_features=False),
+                "kid_inception": KID(features, reset_real_features=False),
             })  # fmt: skip
         self._update(self.real, True, self.real_labels)
 

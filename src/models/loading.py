@@ -5,6 +5,7 @@ as builtins.open must never run, and an untrusted package is not even imported).
 
 import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from src.errors import ConfigError
 from src.utils.checkpoint import load_checkpoint
 
 REBUILDABLE_PACKAGES = ("src.models.", "src.data.")
+MAX_DEPTH = 32  # no config of ours nests this deep
 
 
 def rebuild(node: Any, key: str, base: type, trust: Sequence[str] = (), **extra: Any) -> Any:
@@ -40,15 +42,18 @@ def rebuild(node: Any, key: str, base: type, trust: Sequence[str] = (), **extra:
         raise refusal
     kwargs = {k: v for k, v in node.items() if k != "_target_"} | extra
 
-    def check_plain(value: Any) -> None:
+    def check_plain(value: Any, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise ConfigError(key, ConfigError.UNSHOWN, "a damaged checkpoint (its config is "
+                              f"nested over {MAX_DEPTH} deep)")  # fmt: skip
         if isinstance(value, dict):
             if "_target_" in value:
                 raise refusal
             for item in value.values():
-                check_plain(item)
+                check_plain(item, depth + 1)
         elif isinstance(value, list | tuple):
             for item in value:
-                check_plain(item)
+                check_plain(item, depth + 1)
         elif not (value is None or isinstance(value, bool | int | float | str)):
             raise ConfigError(key, repr(value), "not a plain value")
 
@@ -57,6 +62,32 @@ def rebuild(node: Any, key: str, base: type, trust: Sequence[str] = (), **extra:
         return cls(**kwargs)
     except TypeError as error:
         raise ConfigError(key, target, f"arguments do not fit ({error})") from None
+
+
+# what a stored data config may not choose: where files are written, how much is read into
+# memory, what is downloaded (the defaults of this machine's run, or the user's keys, instead)
+SIDE_EFFECTS = ("cache_dir", "num_workers", "resident", "resident_max_gb", "download")
+
+
+def stored_data(
+    config: dict, trust: Sequence[str], root: str | None = None, cache_dir: str | None = None
+) -> Any:
+    """The data a checkpoint was trained on (its `data` config: the dataset and its shape), at
+    `root` if given, its side effects chosen here, never by the stored config."""
+    from src.data.base import ImageSource
+
+    node = config.get("data")
+    if not isinstance(node, dict):
+        raise ConfigError("ckpt_path", "its config", "no data section: not saved by src.train")
+    node = {k: v for k, v in node.items() if k not in SIDE_EFFECTS}
+    if root is not None:
+        node["root"] = str(Path(root).expanduser())
+        if not Path(node["root"]).is_dir():
+            raise ConfigError("data_root", root, "no such directory (the run's data.root)")
+    elif node.get("root") is not None and not Path(node["root"]).is_dir():
+        raise ConfigError("data_root", None, f"the run's data.root {node['root']} is not here: "
+                          "give data_root=<where the data is now>")  # fmt: skip
+    return rebuild(node, "data", ImageSource, trust, cache_dir=cache_dir)
 
 
 def load_generator(

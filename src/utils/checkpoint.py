@@ -107,7 +107,11 @@ def load_checkpoint(
         raise ConfigError(key, str(path), "not a convgan/Lightning checkpoint (no state_dict)")
     if CHECKSUM_KEY not in checkpoint:
         raise ConfigError(key, str(path), "no checksum: not written by convgan, or damaged")
-    if checkpoint[CHECKSUM_KEY] != payload_checksum(checkpoint):
+    try:
+        intact = checkpoint[CHECKSUM_KEY] == payload_checksum(checkpoint)
+    except RecursionError:  # nested deeper than any checkpoint of ours
+        intact = False
+    if not intact:
         raise ConfigError(key, str(path), "checksum mismatch: the file is damaged")
     return checkpoint
 
