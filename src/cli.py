@@ -19,10 +19,10 @@ from typing import Any
 
 from omegaconf.errors import OmegaConfBaseException
 
-from src.errors import ConfigError, DivergenceError, Interrupted
+from src.errors import ConfigError, DivergenceError, EnvironmentFault, Interrupted
 from src.utils.hydra_callbacks import in_multirun, job_failed
 
-EXIT_CONFIG, EXIT_DIVERGENCE = 2, 3
+EXIT_CONFIG, EXIT_DIVERGENCE, EXIT_ENVIRONMENT = 2, 3, 4
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # the machine's problems, not convgan's: full disk, quota, file too large, read-only, denied
 FILE_SYSTEM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
@@ -107,6 +107,8 @@ def one_line(error: BaseException) -> tuple[str, int]:
         return f"config error: {describe(error).split('ConfigError: ', 1)[1]}", EXIT_CONFIG
     if isinstance(error, DivergenceError):
         return str(error), EXIT_DIVERGENCE
+    if isinstance(error, EnvironmentFault):
+        return f"environment error: {error}", EXIT_ENVIRONMENT
     if isinstance(error, Interrupted):
         return str(error), error.status
     if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:  # a sweep job's folder

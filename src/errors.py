@@ -26,6 +26,10 @@ class DivergenceError(RuntimeError):
     """Training diverged: too many consecutive non-finite losses (exit status 3)."""
 
 
+class EnvironmentFault(RuntimeError):
+    """The run's environment failed it (another process of the run died): exit status 4."""
+
+
 class Interrupted(RuntimeError):
     """The run was stopped by a signal after saving what it had (exit status 128 + signal)."""
 

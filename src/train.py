@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import signal
+import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.cli import entry, one_line_errors
 from src.config import TrainConfig, check_keys
-from src.errors import ConfigError, Interrupted, integer, number
+from src.errors import ConfigError, EnvironmentFault, Interrupted, integer, number
 from src.utils.instantiators import instantiate, instantiate_list
 
 
@@ -112,6 +113,7 @@ def fit(
 
     callbacks = instantiate_list(cfg.get("callbacks"))
     ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = os.path.expanduser(ckpt_path) if ckpt_path else ckpt_path
     if ckpt_path == "auto":  # this run directory's last checkpoint, or a fresh start
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if last.is_file() else None
@@ -178,25 +180,37 @@ class WithoutTips(logging.Filter):
 @contextlib.contextmanager
 def signals_as_exit_status(trainer: Any, output_dir: str) -> Iterator[None]:
     """SIGTERM (Lightning saves nothing and raises SIGTERMException) and Ctrl-C (Lightning
-    stops gracefully, then exits 1) become `Interrupted`: exit 143 / 130 with where to resume."""
+    stops gracefully, then exits 1) become `Interrupted`: exit 143 / 130 with where to resume;
+    a collective that fails because another process of the run died (gloo's or NCCL's plain
+    RuntimeError) an `EnvironmentFault`: exit 4, the same hint."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    def interrupted(name: str, number: int) -> Interrupted:
+    def kept() -> str:  # what was saved (read when stopped), and how to go on
         last = Path(output_dir) / "checkpoints" / "last.ckpt"
         saved = f"{last} holds the last completed epoch" if last.is_file() else "no epoch completed"
-        return Interrupted(
-            f"stopped by {name}; {saved}; continue with ckpt_path=auto hydra.run.dir={output_dir}",
-            128 + number,
-        )
+        return f"{saved}; continue with ckpt_path=auto hydra.run.dir={output_dir}"
 
     try:
         yield
     except SIGTERMException:
-        raise interrupted("SIGTERM", signal.SIGTERM) from None
+        raise Interrupted(f"stopped by SIGTERM; {kept()}", 128 + signal.SIGTERM) from None
     except SystemExit:
         if trainer.interrupted:
-            raise interrupted("SIGINT", signal.SIGINT) from None
+            raise Interrupted(f"stopped by SIGINT; {kept()}", 128 + signal.SIGINT) from None
         raise
+    except RuntimeError as error:
+        if trainer.world_size > 1 and in_collective(error):
+            first = (str(error).strip().splitlines() or [""])[0][:160]
+            raise EnvironmentFault(
+                f"another process of this run stopped ({first}); {kept()}"
+            ) from None
+        raise
+
+
+def in_collective(error: BaseException) -> bool:
+    """Whether `error` was raised inside torch.distributed (a collective between processes)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(f"torch{os.sep}distributed{os.sep}" in frame.filename for frame in frames)
 
 
 def count(net: Any) -> int:

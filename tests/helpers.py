@@ -18,11 +18,12 @@ class KillAt(Callback):
     A real crash: no exception handling, no teardown, no final checkpoint.
     """
 
-    def __init__(self, batch: int):
-        self.batch = batch
+    def __init__(self, batch: int, rank: int | None = None):
+        self.batch, self.rank = batch, rank
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.fit_loop.total_batch_idx == self.batch:
+        mine = self.rank is None or trainer.global_rank == self.rank
+        if trainer.fit_loop.total_batch_idx == self.batch and mine:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

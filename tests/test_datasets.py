@@ -320,3 +320,32 @@ def test_a_failed_download_is_one_line(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "data.download=True: the download failed" in line and "data.root" in line
+
+
+def mid_grey(mode: str) -> Image.Image:
+    """A 16x16 image of `mode` at half intensity (128 of 255 in 8 bits)."""
+    if mode.startswith("I;16"):
+        return Image.fromarray(np.full((16, 16), 128 * 257, dtype=np.uint16))
+    if mode == "I":
+        return Image.fromarray(np.full((16, 16), 128 * 257, dtype=np.int32))
+    if mode == "F":
+        return Image.fromarray(np.full((16, 16), 128 / 255, dtype=np.float32))
+    return Image.new("L", (16, 16), 128).convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "suffix"),
+    [("L", ".png"), ("LA", ".png"), ("P", ".png"), ("RGB", ".png"), ("RGBA", ".png"),
+     ("I;16", ".png"), ("I", ".tif"), ("F", ".tif"), ("CMYK", ".jpg"), ("1", ".bmp")],
+)  # fmt: skip
+def test_every_bit_depth_and_mode_pil_opens_reads_at_its_intensity(tmp_path, mode, suffix):
+    """A 16-bit grey PNG read as 8 bits is 99% white unless scaled: each mode's half
+    intensity reads as ~128 of 255."""
+    path = tmp_path / f"image{suffix}"
+    mid_grey(mode).save(path)
+    with Image.open(path) as image:
+        assert image.mode.startswith(mode.split(";")[0])
+        grey, rgb = fit_pil(image, 16, 1), fit_pil(image, 16, 3)
+    expected = 128  # a 1-bit image: dithered, half its pixels white
+    assert abs(float(grey.float().mean()) - expected) <= 2, (image.mode, grey.float().mean())
+    assert abs(float(rgb.float().mean()) - expected) <= 2

@@ -160,6 +160,8 @@ class ImageSource:
         integer("data.val_size", val_size, low=2)
         number("data.resident_max_gb", resident_max_gb)
         choice("data.resident", resident, RESIDENT_CHOICES)
+        root = os.path.expanduser(root) if isinstance(root, str) else root  # as a shell would
+        cache_dir = os.path.expanduser(cache_dir) if isinstance(cache_dir, str) else cache_dir
         if root is not None and not download and not Path(root).is_dir():
             raise ConfigError(
                 "data.root", root,
@@ -270,6 +272,16 @@ class ImageSource:
         self.dataset = self.build_dataset()
         if len(self.dataset) == 0:
             raise ConfigError("data.root", self.hparams.root, "no images found there")
+        targets, names = (
+            getattr(self.dataset, "targets", None),
+            getattr(self.dataset, "classes", None),
+        )
+        if targets is not None and names and len(targets):
+            low, high = int(targets.min()), int(targets.max())
+            if low < 0 or high >= len(names):  # read from a file: say which
+                where = getattr(self.dataset, "label_file", self.hparams.root)
+                raise ConfigError("data.root", str(where), f"labels {low}..{high} outside the "
+                                  f"{len(names)} classes 0..{len(names) - 1}")  # fmt: skip
         if self.hparams.labels:
             self.class_names()  # refuses unlabelled data before any decoding
         if self.is_resident:
@@ -382,7 +394,7 @@ def cache_dir(configured: str | None, root: str | None) -> Path:
     """`data.cache_dir`, else the user's cache directory ($XDG_CACHE_HOME or ~/.cache), never
     inside the dataset unless asked (data.cache_dir=<root>/...)."""
     if configured:
-        return Path(configured)
+        return Path(configured).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convgan"
 
 

@@ -82,6 +82,12 @@ class Folder(ImageSource):
 
     def __init__(self, *args, extensions: list[str] | tuple[str, ...] = EXTENSIONS, **kwargs):
         super().__init__(*args, **kwargs)
+        for suffix in extensions:
+            if not (isinstance(suffix, str) and suffix.startswith(".") and len(suffix) > 1):
+                raise ConfigError(
+                    "data.extensions", list(extensions),
+                    f"allowed: file suffixes with their dot, e.g. .{suffix}",
+                )  # fmt: skip
         self.hparams.extensions = list(extensions)
         self._paths: list[Path] | None = None
 

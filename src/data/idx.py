@@ -89,10 +89,12 @@ class MNIST(ImageSource):
                     f"{len(tensor)} images",
                 )  # fmt: skip
         classes = CLASSES.get(self.hparams.folder, [str(c) for c in range(10)])
-        return UInt8Images(
+        dataset = UInt8Images(
             tensor, self.hparams.image_size, self.hparams.channels,
             None if targets is None else targets.long(), classes,
         )  # fmt: skip
+        dataset.label_file = label_files[0] if label_files else None
+        return dataset
 
     def fingerprint(self) -> str:
         return content_hash(self.files())

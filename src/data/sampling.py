@@ -55,6 +55,11 @@ class EpochSampler(DistributedSampler):
         # batch (a host-to-GPU copy from pageable memory waits for the GPU to catch up)
         self.device = torch.device(device)
         self.batches_per_epoch = (num_items // world_size) // batch_size
+        if num_items < world_size:  # not one image for each process
+            raise ConfigError(
+                "trainer.devices", world_size,
+                f"allowed: <= {num_items}: the data has {num_items} image(s) to share",
+            )  # fmt: skip
         if self.batches_per_epoch == 0:
             raise ConfigError(
                 "data.batch_size", batch_size,

@@ -159,12 +159,16 @@ def load_or_train(
                        .encode()).hexdigest()[:16]  # fmt: skip
     path = cache_dir / f"domain_cnn_{key}.pt"
     if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        with torch.random.fork_rng(devices=[]):  # its init must not draw from the training RNG
-            net = DomainCNN(saved["channels"], saved["num_classes"])
-        net.load_state_dict(saved["state_dict"])
-        net.eval()
-        return DomainModel(net, saved["test_accuracy"], saved["labelled"], fingerprint)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.random.fork_rng(devices=[]):  # its init may not draw from the training RNG
+                net = DomainCNN(saved["channels"], saved["num_classes"])
+            net.load_state_dict(saved["state_dict"])
+            net.eval()
+            return DomainModel(net, saved["test_accuracy"], saved["labelled"], fingerprint)
+        except Exception as error:  # a truncated or damaged cache is rebuilt, never trusted
+            log.warning("Rebuilding the unreadable domain-model cache %s (%s)", path,
+                        type(error).__name__)  # fmt: skip
     log.info("Training the domain feature extractor on %d images (cached at %s)", len(images), path)
     net, accuracy = train_domain_model(images, labels, epochs)
     log.info("Domain feature extractor: held-out accuracy %.3f", accuracy)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.errors import ConfigError, integer, number
-from src.models.schedules import Cosine, schedule_at
+from src.models.schedules import Cosine, RunLength, schedule_at
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -163,7 +163,7 @@ class Augment(nn.Module):
             images = torch.where(applied, policy(images), images)
         return images
 
-    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+    def follow(self, seen: float, run_images: RunLength, images: int) -> dict[str, float]:
         """A scheduled p (R3GAN's), set before each batch."""
         if self.schedule is None:
             return {}

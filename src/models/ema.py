@@ -7,7 +7,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from src.errors import number
-from src.models.schedules import Cosine, schedule_at
+from src.models.schedules import Cosine, RunLength, schedule_at
 
 
 class EMAGenerator(AveragedModel):
@@ -29,7 +29,7 @@ class EMAGenerator(AveragedModel):
         self.scheduled = False
         self._calibrated_at: int | None = None
 
-    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+    def follow(self, seen: float, run_images: RunLength, images: int) -> dict[str, float]:
         """The decay of the next update from the scheduled half-life in images:
         0.5^(images / half-life) (R3GAN's, whose half-life ramps up from 0: early updates copy
         G)."""

@@ -4,6 +4,7 @@ Its parts are objects built from their own config nodes (`model.generator`, `mod
 `model.regularizers.<name>`, `model.augmentation`, `model.ema`, `model.metrics`; the
 `optimizer` group); the step below only calls them."""
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from src.models.health import step_unless
 from src.models.losses import Loss
 from src.models.optim import Optimizers
 from src.models.regularizers import AuxiliaryClassifier, DStep, GStep, Regularizer, Seen, Weighted
-from src.models.resume import check_resumable, rng_states, set_rng_states
+from src.models.resume import check_resumable, completed_epochs, rng_states, set_rng_states
 from src.utils.distributed import GANDDPStrategy
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
@@ -266,7 +267,7 @@ class GANModule(LightningModule):
     def follow_schedules(self, images: int) -> dict[str, float]:
         """Each part's scheduled values for this batch of `images` (all ranks), set at the
         images seen before it; returns them to log."""
-        run_images = self.scheduled_batches() * images
+        run_images = lambda: self.scheduled_batches() * images  # noqa: E731 (only if needed)
         values: dict[str, float] = {}
         for scheduled in self.scheduled_parts():
             values |= scheduled.follow(self.images_seen, run_images, images)
@@ -417,8 +418,15 @@ class GANModule(LightningModule):
         self.graphs = StepGraphs(blocked)
 
     def on_fit_start(self) -> None:
-        """Every rank its own noise and augmentations: a seed drawn from the shared state (equal
-        on all ranks after seed_everything or a resume) plus the rank."""
+        """What the batch size must allow (a term of pairs: 2 images); every rank its own noise
+        and augmentations: a seed drawn from the shared state (equal on all ranks after
+        seed_everything or a resume) plus the rank."""
+        datamodule = self.trainer.datamodule
+        batch = getattr(getattr(datamodule, "source", None), "hparams", None)
+        for name, term in self.regularizers.items():
+            if batch is not None and (why := term.check_batch(batch.batch_size)):
+                raise ConfigError("data.batch_size", batch.batch_size,
+                                  f"with model.regularizers.{name}: {why}")  # fmt: skip
         if self.trainer.world_size > 1:
             shared = int(torch.randint(0, 2**62, (1,)))
             torch.manual_seed(shared + self.global_rank)
@@ -433,7 +441,20 @@ class GANModule(LightningModule):
         return (list(self.optimizer.built), schedules) if schedules else list(self.optimizer.built)
 
     def scheduled_batches(self) -> int:
-        return max(1, int(self.trainer.num_training_batches) * max(1, self.trainer.max_epochs))
+        """The batches this run trains, by the limit Lightning stops at first: its epochs, or
+        its steps (trainer.global_step counts each D and each G update)."""
+        trainer, d = self.trainer, self.d_steps_per_g_step
+        limits = []
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            limits.append(int(trainer.num_training_batches) * trainer.max_epochs)
+        if trainer.max_steps > 0:  # B batches take B D steps and B // d G steps
+            limits.append(math.ceil(trainer.max_steps * d / (d + 1)))
+        if not limits:
+            raise ConfigError(
+                "trainer.max_epochs", trainer.max_epochs, "an lr decay or a schedule over the "
+                "run needs its length: set trainer.max_epochs or trainer.max_steps",
+            )  # fmt: skip
+        return max(1, min(limits))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["optimizer_classes"] = self.optimizer.classes()
@@ -445,6 +466,13 @@ class GANModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_resumable(checkpoint, self, self.trainer.ckpt_path)
+        done, limit = completed_epochs(checkpoint), self.trainer.max_epochs
+        if limit is not None and 0 < limit < done:
+            raise ConfigError("trainer.max_epochs", limit, f"the checkpoint has trained {done} "
+                              f"epochs already: allowed: >= {done} (more trains on)")  # fmt: skip
+        if limit == done:
+            rank_zero_info(f"Nothing left to train: the checkpoint has trained all {done} epochs "
+                           f"of trainer.max_epochs={limit}")  # fmt: skip
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from src.errors import ConfigError, blamed, choice, number
 from src.models.graphs import set_value
-from src.models.schedules import Cosine, schedule_at
+from src.models.schedules import Cosine, RunLength, schedule_at
 
 LR_SCALING = ("none", "linear", "sqrt")
 Factory = Callable[..., torch.optim.Optimizer]
@@ -94,7 +94,7 @@ class Optimizers:
             for group, lr in zip(optimizer.param_groups, lrs, strict=True):
                 set_value(group, "lr", lr * self.lr_factor * factor)
 
-    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+    def follow(self, seen: float, run_images: RunLength, images: int) -> dict[str, float]:
         """The scheduled lr factor and beta2 for the coming batch."""
         values = {name: s(seen, run_images) for name, s in self.schedules.items()}
         if "lr" in values:

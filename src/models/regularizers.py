@@ -18,7 +18,7 @@ from torch import nn
 
 from src.errors import choice, integer, number
 from src.models.graphs import set_value
-from src.models.schedules import Cosine, schedule_at
+from src.models.schedules import Cosine, RunLength, schedule_at
 
 Critic = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -71,13 +71,17 @@ class Regularizer(nn.Module):
         """The class labels G is asked for on this batch."""
         return labels
 
+    def check_batch(self, batch_size: int) -> str | None:
+        """Why this term cannot work with batches of `batch_size` images (None: it can)."""
+        return None
+
     def d_term(self, step: DStep) -> torch.Tensor | None:
         return None
 
     def g_term(self, step: GStep) -> torch.Tensor | None:
         return None
 
-    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+    def follow(self, seen: float, run_images: RunLength, images: int) -> dict[str, float]:
         """Sets what this term schedules for the coming batch of `images` (at `seen` images of
         about `run_images`); returns the values to log."""
         return {}
@@ -96,7 +100,7 @@ class Weighted(Regularizer):
         if self.schedule is not None:
             self.schedule.checked("schedule", 0.0)
 
-    def follow(self, seen: float, run_images: float, images: int) -> dict[str, float]:
+    def follow(self, seen: float, run_images: RunLength, images: int) -> dict[str, float]:
         if self.schedule is None:
             return {}
         value = self.schedule(seen, run_images)
@@ -214,6 +218,9 @@ class ModeSeeking(Weighted):
 
     def g_term(self, step: GStep) -> torch.Tensor:
         return self.weight * mode_seeking(step.generated, step.z, self.eps)
+
+    def check_batch(self, batch_size: int) -> str | None:
+        return "it compares pairs of samples: allowed: >= 2" if batch_size < 2 else None
 
 
 def mode_seeking(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

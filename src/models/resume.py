@@ -24,6 +24,18 @@ SHAPING = (
 )  # fmt: skip
 
 
+# the module's state, by the config node of the part that holds it
+PARTS = {"generator_ema.": "model.ema", "augmentation.": "model.augmentation",
+         "generator.": "model.generator", "discriminator.": "model.discriminator"}  # fmt: skip
+
+
+def part_key(name: str) -> str:
+    """The config key of the part a state_dict entry belongs to."""
+    if name.startswith("regularizers."):
+        return "model.regularizers." + name.split(".")[1]
+    return next((key for prefix, key in PARTS.items() if name.startswith(prefix)), "model")
+
+
 def lookup(config: dict[str, Any] | None, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -49,6 +61,14 @@ def check_resumable(checkpoint: dict[str, Any], module: Any, path: str | None) -
             mine, saved = lookup(module.config, key), lookup(checkpoint.get("config"), key)
             if mine is not None and saved is not None and mine != saved:
                 raise ConfigError(key, mine, f"the checkpoint was trained with {what} {saved!r}")
+        names = sorted(set(ours) ^ set(stored))
+        key = part_key(names[0]) if names else None
+        if key and lookup(module.config, key) != lookup(checkpoint.get("config"), key):
+            where = "missing from" if names[0] in ours else "only in"  # a part changed: its key
+            raise ConfigError(
+                key, ConfigError.UNSHOWN, f"differs from the checkpoint's (its state "
+                f"{names[0]} is {where} it): resume with the run's own setting",
+            )  # fmt: skip
     check_weights(stored, ours, "ckpt_path", path)
     states = checkpoint.get("optimizer_states")
     if not isinstance(states, list) or len(states) != len(module.optimizer.built):
@@ -64,6 +84,13 @@ def check_resumable(checkpoint: dict[str, Any], module: Any, path: str | None) -
         saved = checkpoint.get("optimizer_classes", {}).get(key, mine)
         if saved != mine:
             raise ConfigError(f"optimizer.{key}", mine, f"the checkpoint was trained with {saved}")
+
+
+def completed_epochs(checkpoint: dict[str, Any]) -> int:
+    """The epochs a checkpoint has finished: Lightning's fit-loop record, else its epoch index
+    + 1 (an end-of-epoch checkpoint)."""
+    progress = lookup(checkpoint.get("loops"), "fit_loop.epoch_progress.current.processed")
+    return progress if isinstance(progress, int) else int(checkpoint.get("epoch", -1)) + 1
 
 
 def rng_states() -> dict[str, Any]:

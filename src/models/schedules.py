@@ -11,8 +11,11 @@ exactly) and hands the count to each part before each batch.
 """
 
 import math
+from collections.abc import Callable
 
 from src.errors import ConfigError, number
+
+RunLength = float | Callable[[], float]  # the run's images, or what reads them when needed
 
 
 class Cosine:
@@ -48,8 +51,13 @@ class Cosine:
                               f"allowed: fewer than {key}.images={self.images:g}")  # fmt: skip
         return self
 
-    def __call__(self, seen: float, run_images: float) -> float:
-        length = self.images if self.images is not None else run_images
+    def __call__(self, seen: float, run_images: RunLength) -> float:
+        """The value at `seen` images of a run of `run_images` (read only when `images` is
+        null: a callable, so an endless run is refused only where a schedule spans it)."""
+        if self.images is not None:
+            length = self.images
+        else:
+            length = run_images() if callable(run_images) else run_images
         warmup = min(self.warmup_images, length)
         if seen < warmup:
             return self.warmup_start + (self.start - self.warmup_start) * seen / warmup

@@ -71,10 +71,12 @@ class RunDirectory(Callback):
         self.locks: dict[Path, RunLock] = {}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        expand_home(config, "run")
         with refusals():
             self.claim(config.hydra.run.dir, "hydra.run.dir", config.hydra.output_subdir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        expand_home(config, "sweep")
         sweep = Path(config.hydra.sweep.dir)
         with refusals():
             if problem := unusable(sweep):
@@ -106,6 +108,17 @@ class RunDirectory(Callback):
         lock = self.locks.pop(Path(path).resolve(), None)
         if lock is not None:
             lock.__exit__()
+
+
+def expand_home(config: DictConfig, mode: str) -> None:
+    """`~` in hydra.run.dir / hydra.sweep.dir as a shell would expand it (Hydra would make a
+    folder named `~`); Hydra then makes the directory this config names."""
+    from omegaconf import read_write
+
+    node = config.hydra[mode]
+    if str(node.dir).startswith("~"):
+        with read_write(node):
+            node.dir = os.path.expanduser(str(node.dir))
 
 
 @contextlib.contextmanager
