@@ -7,8 +7,13 @@ STAMP := $(VENV)/.installed
 # (their +cpu versions rank above PyPI's, so pip takes them from that index)
 TORCH_INDEX ?=
 
-.PHONY: install train smoke test test-slow test-all sweep report bench bench-gpu notebooks lint format clean
+.PHONY: help install train smoke test test-slow test-all sweep report bench bench-gpu notebooks lint format clean
 
+## This list: each target and what it does
+help:
+	@awk '/^## /{text=substr($$0, 4); next} /^[a-z-]+:/{if (text) printf "  %-11s %s\n", substr($$1, 1, length($$1)-1), text; text=""}' $(MAKEFILE_LIST)
+
+## Create .venv and install the project with its dev tools (again only when pyproject.toml changed)
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -57,14 +62,17 @@ bench-gpu: install
 notebooks: install
 	WANDB_MODE=offline $(VENV)/bin/jupyter-execute --inplace --timeout=900 notebooks/01_quickstart.ipynb notebooks/02_evaluate.ipynb
 
+## ruff check and ruff format --check
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## ruff's fixes and formatting, in place
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+## Remove outputs, sweeps, W&B files and caches of this checkout
 clean:
 	rm -rf outputs multirun wandb .pytest_cache .ruff_cache experiments/*/.cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

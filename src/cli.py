@@ -6,14 +6,13 @@ checkpoint mistake (Hydra's own composition and override errors included), 3 for
 traceback).
 """
 
-import contextlib
 import difflib
 import errno
 import functools
+import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,18 @@ TYPES = {"IntegerNode": "an integer", "FloatNode": "a number", "BooleanNode": "t
 
 def fail(message: str, status: int) -> None:
     one_line = " ".join(message.split())
+    to_log_files(f"error: {one_line}", logging.ERROR)  # the run's train.log holds it too
     print(f"error: {one_line}", file=sys.stderr, flush=True)
     sys.exit(status)
+
+
+def to_log_files(message: str, level: int = logging.INFO) -> None:
+    """`message` into the run's log file only (Hydra's job logging: <run dir>/train.log), not
+    on the console."""
+    record = logging.LogRecord("convgan", level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def tracebacks_wanted() -> bool:
@@ -55,36 +64,6 @@ def entry(main: Callable[[], Any]) -> None:
         if isinstance(error, SystemExit | KeyboardInterrupt) or tracebacks_wanted():
             raise
         fail(*one_line(error))
-
-
-@contextlib.contextmanager
-def stopped_by_signals(what: str) -> Iterator[None]:
-    """SIGTERM and SIGINT (Ctrl-C) as `Interrupted` (exit 143 / 130, one line), so the code
-    that is stopped cleans up (`finally`) instead of dying or printing a traceback. For the
-    tools; training keeps Lightning's own handlers (it only takes SIGTERM where none is set)."""
-
-    def terminated(number: int, frame: object) -> None:
-        raise Interrupted(f"stopped by SIGTERM; {what}", 128 + number)
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped by SIGINT; {what}", 128 + signal.SIGINT) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def writing(key: str) -> Iterator[None]:
-    """A full disk, a quota or a read-only place while writing what `key` chose: its line names
-    that key (not the run directory's)."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno in FILE_SYSTEM_ERRORS:
-            error.key = key
-        raise
 
 
 def describe(error: BaseException) -> str:

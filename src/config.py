@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from src.errors import ConfigError
 
@@ -119,6 +119,11 @@ class EvaluateConfig(FromCheckpoint):
     inception_weights: str | None = None
     inception_unverified: bool = False
 
+
+# `${max:4,${model.d_steps_per_g_step}}` (conf/debug): a smoke run that steps G too
+OmegaConf.register_new_resolver("max", lambda *values: max(values), replace=True)
+# `${flat:...}` (conf/hydra): override_dirname keeps the `/` of model/loss=hinge (a subfolder)
+OmegaConf.register_new_resolver("flat", lambda name: str(name).replace("/", "_"), replace=True)
 
 for name, schema in (("train", TrainConfig), ("generate", GenerateConfig),
                      ("evaluate", EvaluateConfig)):  # fmt: skip

@@ -1,7 +1,6 @@
 """User mistakes (config, data, checkpoint) as one line, and the generic checks that raise them."""
 
 import math
-import re
 from collections.abc import Collection
 from numbers import Real
 
@@ -72,18 +71,3 @@ def choice(key: str, value: object, allowed: Collection) -> object:
     if not any(type(value) is type(a) and value == a for a in allowed):
         raise ConfigError(key, value, f"allowed: {', '.join(map(str, allowed))}")
     return value
-
-
-def blamed(arguments: dict[str, object], message: str) -> str | None:
-    """The argument a refusal's message is about: the one it names, else the one whose value
-    it quotes (None when that is not exactly one)."""
-    words = set(re.findall(r"[a-z_][a-z0-9_]*", message.lower()))
-    named = [k for k in arguments if k.lower() in words]
-    if len(named) == 1:
-        return named[0]
-    quoted = [
-        k for k, v in arguments.items()
-        if isinstance(v, str | int | float) and not isinstance(v, bool)
-        and re.search(rf"(?<![\w.-]){re.escape(str(v))}(?![\w.-])", message)
-    ]  # fmt: skip
-    return quoted[0] if len(quoted) == 1 else None

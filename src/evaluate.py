@@ -15,7 +15,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from src.cli import entry, one_line_errors, stopped_by_signals, writing
+from src.cli import entry, one_line_errors
 from src.config import EvaluateConfig, check_keys
 from src.errors import ConfigError, integer
 from src.generate import generate
@@ -23,7 +23,7 @@ from src.metrics.evaluator import Evaluator
 from src.metrics.inception import find_weights
 from src.models.loading import load_generator, stored_data
 from src.utils.checkpoint import atomic_write
-from src.utils.hydra_callbacks import writable_dir
+from src.utils.outputs import stopped_by_signals, writable_dir, writing
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")

@@ -23,12 +23,13 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from src.cli import entry, one_line_errors, stopped_by_signals, writing
+from src.cli import entry, one_line_errors
 from src.config import GenerateConfig, check_keys
 from src.errors import ConfigError, integer
 from src.models.loading import load_generator
 from src.utils.checkpoint import atomic_write
-from src.utils.hydra_callbacks import RunLock, writable_dir
+from src.utils.hydra_callbacks import RunLock
+from src.utils.outputs import stopped_by_signals, writable_dir, writing
 
 MAX_SAMPLES = 1_000_000
 IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what src.generate writes into images/
@@ -36,6 +37,15 @@ IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what src.generate writes into images/
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(-1, 1) + 1) / 2
+
+
+def viewable(images: torch.Tensor, at_least: int = 64) -> torch.Tensor:
+    """Images upscaled without smoothing (each pixel a square) to at least `at_least` pixels a
+    side, for grids a person looks at; the metrics and the per-sample files keep the data's."""
+    factor = -(-at_least // images.shape[-1])
+    if factor <= 1:
+        return images
+    return torch.nn.functional.interpolate(images, scale_factor=factor, mode="nearest")
 
 
 @torch.no_grad()
@@ -119,14 +129,14 @@ def main(cfg: DictConfig) -> None:
             staging.rename(images)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        save_png(make_grid(torch.stack(first), nrow=cfg.nrow), out / "grid.png")
+        save_png(make_grid(viewable(torch.stack(first)), nrow=cfg.nrow), out / "grid.png")
         if generator.num_classes:
             text = io.StringIO()
             csv.writer(text, lineterminator="\n").writerows([["file", "label", "class"], *rows])
             atomic_write(out / "labels.csv", lambda file: file.write(text.getvalue().encode()))
         steps = cfg.interpolation_steps
         strip = to_unit(interpolation(generator, cfg.interpolation_rows, steps, cfg.seed, label))
-        save_png(make_grid(strip, nrow=steps), out / "interpolation.png")
+        save_png(make_grid(viewable(strip), nrow=steps), out / "interpolation.png")
     extra = ", labels.csv" if generator.num_classes else ""
     print(f"{cfg.n} samples, grid.png{extra} and interpolation.png in {out}")
 

@@ -258,7 +258,7 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
         if winner is not None and keys[0] in winner.overrides:
             summary.plot([as_number(winner.overrides[keys[0]])], [winner.value(metric)], "*",
                          color="red", markersize=16, label="best")  # fmt: skip
-            summary.legend(fontsize=7)
+            summary.legend(fontsize=9, loc="best")
         summary.set_xlabel(keys[0])
         summary.set_ylabel(metric)
     else:
@@ -276,7 +276,7 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
                      label="best so far")  # fmt: skip
         summary.set_xlabel("trial")
         summary.set_ylabel(metric)
-        summary.legend(fontsize=7)
+        summary.legend(fontsize=9, loc="best")
         title = "optimization history"
         if history.get("importances"):
             ranked = ", ".join(
@@ -285,16 +285,17 @@ def draw(jobs: list[Job], keys: list[str], metric: str, out: Path, history: dict
             title += f"\nimportance: {ranked}"
         summary.set_title(title, fontsize=8)
     curves = figure.add_subplot(grid[0, columns // 2 :])
-    for job in jobs:
-        for name, style in (("train/loss_d", "-"), ("train/loss_g", "--")):
+    colours = plt.get_cmap("tab10" if len(jobs) <= 10 else "tab20").colors
+    for job, colour in zip(jobs, colours * (len(jobs) // len(colours) + 1), strict=False):
+        for name, style in (("train/loss_d", "-"), ("train/loss_g", "--")):  # a job: one colour
             values = job.series(name)
             if values:
-                curves.plot(job.epochs(name), smooth(values), style,
-                            label=f"{label(job, keys)} {name[6:]}")  # fmt: skip
+                curves.plot(job.epochs(name), smooth(values), style, color=colour,
+                            label=label(job, keys) if name == "train/loss_d" else None)  # fmt: skip
     curves.set_xlabel("epoch")
-    curves.set_title("smoothed losses (solid: D, dashed: G)")
+    curves.set_title("smoothed losses (solid: D, dashed: G; a colour per job)")
     if curves.lines:  # jobs that logged nothing (failed at start) draw no curve
-        curves.legend(fontsize=6)
+        curves.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     for i, job in enumerate(jobs):
         axis = figure.add_subplot(grid[1 + i // columns, i % columns])
         axis.axis("off")

@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.cli import entry, one_line_errors
+from src.cli import entry, one_line_errors, to_log_files
 from src.config import TrainConfig, check_keys
 from src.errors import ConfigError, EnvironmentFault, Interrupted, integer, number
 from src.utils.instantiators import instantiate, instantiate_list
@@ -30,6 +31,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     DivergenceError when the losses stay non-finite, Interrupted after a signal."""
     quiet_known_warnings()  # as quiet through the Python API (notebooks) as on the command line
     check_keys(cfg, TrainConfig)
+    shown = OmegaConf.to_yaml(cfg)
+    to_log_files(f"The composed config:\n{shown}")  # always in the run's train.log
+    if sys.stdout.isatty() and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(shown, flush=True)
     seed_everything(cfg.seed)
     data = instantiate(cfg.data)
     for net, key in [(n, k) for n in ("generator", "discriminator") for k in data.SHAPE]:
@@ -136,7 +141,9 @@ def fit(
         )
         if cfg.get("ckpt_path") == "auto":
             found = f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, fresh start"
-            rank_zero_info(f"ckpt_path=auto: {found}")
+            rank_zero_info(f"ckpt_path=auto: {found} with the run's own overrides")
+            if RESUMED:
+                rank_zero_info(f"resuming with {', '.join(RESUMED)}")
         for logger in trainer.loggers:
             logger.log_hyperparams(model.config)
         with signals_as_exit_status(trainer, cfg.paths.output_dir):
@@ -257,5 +264,44 @@ def main(cfg: DictConfig) -> float | None:
     return metric_value(train(cfg), cfg.get("optimized_metric"))
 
 
+def the_runs_own_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`ckpt_path=auto hydra.run.dir=<run>` continues the run as it was started: the overrides
+    its last launch stored (`.hydra/overrides.yaml`) come first, what is typed now after them
+    (a key typed again replaces its stored value). Returns the command line and each key typed
+    now that differs from the run's config, as `key=value (was old)`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    try:
+        typed = {o.key_or_group: o for o in parser.parse_overrides(argv[1:])}
+    except Exception:  # not overrides (-m, --cfg, ...) or bad syntax: Hydra says what
+        return argv, []
+    ckpt, run = typed.get("ckpt_path"), typed.get("hydra.run.dir")
+    if ckpt is None or ckpt.value() != "auto" or run is None:
+        return argv, []
+    stored = Path(os.path.expanduser(str(run.value()))) / ".hydra"
+    try:
+        lines = OmegaConf.to_container(OmegaConf.load(stored / "overrides.yaml"))
+        config = OmegaConf.load(stored / "config.yaml")
+        kept = [o for o in parser.parse_overrides(lines) if o.key_or_group not in typed]
+    except Exception:  # no earlier launch (a fresh start), or its files are not ours
+        return argv, []
+    changes = []
+    for key, override in typed.items():
+        was = OmegaConf.select(config, key, default="(unset)")
+        value = override.value()
+        if (
+            key not in ("ckpt_path", "hydra.run.dir")
+            and not OmegaConf.is_config(was)
+            and (str(was) != str(value))
+        ):
+            changes.append(f"{key}={value} (was {was})")
+    return [argv[0], *(o.input_line for o in kept), *argv[1:]], changes
+
+
+RESUMED: list[str] = []  # what a resume changed, said at its start
+
+
 if __name__ == "__main__":
+    sys.argv, RESUMED[:] = the_runs_own_overrides(sys.argv)
     entry(main)

@@ -1,7 +1,9 @@
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -52,6 +54,20 @@ def run_cli(
             f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-5000:]}"
         )
     return result
+
+
+def stopped_by_sigterm(args: list[str], run_dir: Path, after: str = "epoch_002.ckpt") -> str:
+    """Starts `python -m src.train <args>` in a new interpreter, sends SIGTERM once `after` is
+    in <run_dir>/checkpoints, and returns its stderr (the exit must be 143)."""
+    process = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while not (run_dir / "checkpoints" / after).exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    return stderr
 
 
 def run_in_process(

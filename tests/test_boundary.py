@@ -23,7 +23,7 @@ from src.utils.checkpoint import (
 )
 from src.utils.hydra_callbacks import RunLock
 from tests import fixtures
-from tests.conftest import ROOT, TINY, run_entry
+from tests.conftest import ROOT, TINY, run_entry, stopped_by_sigterm
 
 
 def one_line(status: int, stderr: str, expected_status: int, *fragments: str) -> None:
@@ -126,20 +126,14 @@ def test_rows_logged_past_the_resumed_checkpoint_are_replaced_not_duplicated(tra
 @pytest.mark.slow
 def test_sigterm_saves_exits_143_and_resume_keeps_the_rows(tmp_path):
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "src.train", *TINY, "logger=csv", "trainer.max_epochs=200",
-            "trainer.limit_train_batches=4", "trainer.log_every_n_steps=1",
-            f"hydra.run.dir={run_dir}"]  # fmt: skip
-    process = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (run_dir / "checkpoints" / "epoch_002.ckpt").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-2000:]
+    args = [*TINY, "logger=csv", "trainer.max_epochs=200", "trainer.limit_train_batches=4",
+            "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    stderr = stopped_by_sigterm(args, run_dir)
     assert "stopped by SIGTERM" in stderr and "ckpt_path=auto" in stderr
     kept = rows(run_dir)
     assert len(kept) >= 12
-    resumed = subprocess.run([*args, "ckpt_path=auto", "trainer.max_epochs=6"], cwd=ROOT,
+    resumed = subprocess.run([sys.executable, "-m", "src.train", *args, "ckpt_path=auto",
+                              "trainer.max_epochs=6"], cwd=ROOT,
                              capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = rows(run_dir)
@@ -187,7 +181,9 @@ def test_orphaned_temp_checkpoints_are_removed(train_entry, tmp_path):
 
 # --- 5. more D steps per G step than batches in an epoch -----------------------------------
 def test_d_steps_per_g_step_counts_across_epochs(train_entry, tmp_path):
-    status, err = train_entry("model.d_steps_per_g_step=6", "trainer.max_epochs=3")
+    status, err = train_entry(
+        "model.d_steps_per_g_step=6", "trainer.max_epochs=3", "trainer.limit_train_batches=4"
+    )
     assert status == 0, err
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     g_state = checkpoint["optimizer_states"][1]["state"]

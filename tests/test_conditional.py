@@ -302,10 +302,10 @@ def test_training_logs_the_class_conditional_metrics(conditional_run):
 
 def test_the_sample_grid_shows_one_row_per_class(conditional_run):
     grid = np.array(Image.open(conditional_run / "samples" / "epoch_000.png").convert("L"))
-    margin = grid.shape[1] - (8 * 34 + 2)  # 8 columns x 10 rows of 32x32, padding 2
-    assert grid.shape[0] == 10 * 34 + 2 and 8 <= margin <= 40
+    margin = grid.shape[1] - (8 * 66 + 2)  # 8 columns x 10 rows of 32x32 shown at 64, padding 2
+    assert grid.shape[0] == 10 * 66 + 2 and 8 <= margin <= 60
     for row in range(10):  # each row's class name is written in the margin on its left
-        band = grid[2 + row * 34 : (row + 1) * 34, :margin]
+        band = grid[2 + row * 66 : (row + 1) * 66, :margin]
         assert band.max() > 200, row
     checkpoint = load_checkpoint(conditional_run / "checkpoints" / "last.ckpt")
     assert checkpoint["class_names"] == [str(d) for d in range(10)]
@@ -501,6 +501,6 @@ def test_wandb_shows_the_per_class_grid_with_the_class_names(train_cli, tmp_path
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     (grid,) = (offline / "files" / "media" / "images").glob("samples_*.png")
     width, height = Image.open(grid).size  # one row per class, the class names in a margin
-    assert height == 10 * 34 + 2 and 8 * 34 + 2 + 8 <= width <= 8 * 34 + 2 + 40
+    assert height == 10 * 66 + 2 and 8 * 66 + 2 + 8 <= width <= 8 * 66 + 2 + 60
     (events,) = offline.glob("*.wandb")
     assert b"epoch 0; rows: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in events.read_bytes()

@@ -85,8 +85,10 @@ def test_generate_and_evaluate_a_checkpoint_through_the_cli(train_cli, tmp_path,
     run_cli(f"ckpt_path={ckpt}", "n=20", f"out={out}", module="src.generate")
     assert len(list((out / "images").glob("*.png"))) == 20
     assert Image.open(out / "images" / "000000.png").size == (32, 32)  # one image per file
-    assert Image.open(out / "grid.png").size == (8 * 34 + 2, 3 * 34 + 2)  # 20 images, 8 a row
-    assert Image.open(out / "interpolation.png").size == (10 * 34 + 2, 4 * 34 + 2)
+    # 20 images, 8 a row, each shown at 64x64; the files themselves at the data's 32x32
+    assert Image.open(out / "grid.png").size == (8 * 66 + 2, 3 * 66 + 2)
+    assert Image.open(out / "interpolation.png").size == (10 * 66 + 2, 4 * 66 + 2)
+    assert Image.open(next((out / "images").glob("*.png"))).size == (32, 32)
 
     report_path = tmp_path / "metrics.json"
     result = run_cli(

@@ -22,8 +22,10 @@ def test_fast_run_writes_the_whole_run_directory_contract(train_cli):
     run_dir = train_cli("logger=csv")
     for name in ("checkpoints/last.ckpt", "plots/losses.png", "metrics.csv", ".hydra/config.yaml"):
         assert (run_dir / name).is_file(), name
-    # 8x8 grid of 32x32 images with make_grid's default 2-pixel padding.
-    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    # 8x8 grid of 32x32 images shown at 64x64 (nearest), make_grid's 2-pixel padding
+    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 66 + 2, 8 * 66 + 2)
+    real = Image.open(run_dir / "samples" / "real.png")  # real images to compare with
+    assert real.size == (8 * 66 + 2, 8 * 66 + 2)
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4  # debug=fast: 4 batches, logged every step
@@ -69,7 +71,12 @@ def test_image_size_and_channels_flow_from_the_data_config(train_cli):
     config = load_checkpoint(run_dir)["config"]
     assert config["model"]["generator"]["image_size"] == 16
     assert config["model"]["discriminator"]["channels"] == 3
-    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 18 + 2, 8 * 18 + 2)
+    # 16x16 images shown at 64x64; G itself makes 16x16 RGB
+    assert Image.open(run_dir / "samples" / "epoch_000.png").size == (8 * 66 + 2, 8 * 66 + 2)
+    from src.models.loading import load_generator
+
+    generator, _ = load_generator(str(run_dir / "checkpoints" / "last.ckpt"))
+    assert generator(generator.sample_latent(2)).shape == (2, 3, 16, 16)
 
 
 def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, tmp_path):
@@ -81,7 +88,8 @@ def test_wandb_offline_run_holds_the_config_metrics_and_sample_grids(train_cli, 
     media = offline / "files" / "media" / "images"
     images = list(media.glob("samples_*.png"))
     assert len(images) == 1
-    assert Image.open(images[0]).size == (274, 274)
+    assert Image.open(images[0]).size == (530, 530)
+    assert len(list(media.glob("real_*.png"))) == 1  # real training images, once
     # at the end: the last grid and the loss plot attached to the run
     assert len(list(media.glob("final/samples_*.png"))) == 1
     assert Image.open(next(media.glob("final/losses_*.png"))).size == (800, 450)
@@ -213,7 +221,7 @@ def test_fixed_noise_survives_a_resume_with_another_seed(train_cli, tmp_path):
     after = load_checkpoint(resumed)
     assert torch.equal(after["state_dict"]["fixed_noise"], noise)
     # It continued from epoch 1 rather than starting over.
-    assert sorted(p.name for p in (resumed / "samples").iterdir()) == ["epoch_001.png"]
+    assert sorted(p.name for p in (resumed / "samples").iterdir()) == ["epoch_001.png", "real.png"]
     assert after["global_step"] == 2 * 4 * 2  # 2 epochs x 4 batches x (D step + G step)
 
 

@@ -18,6 +18,10 @@ CURVES = ("train/loss_d", "train/loss_g")
 MEASURED = ("val/fid", "val/precision", "val/recall")  # FID on the left axis, the rest 0-1
 
 
+# legends above their axes, in one row: never over a curve or a point
+OUTSIDE = {"loc": "lower left", "bbox_to_anchor": (0, 1.01), "ncol": 3, "frameon": False}
+
+
 class LossPlot(Callback):
     """Keeps every step's losses as device tensors and reads them back once per epoch,
     so plotting adds no host-device sync to the training step. The history (losses, where
@@ -107,10 +111,9 @@ class LossPlot(Callback):
             ax.plot(
                 x, ema(y, self.smoothing), color=color, linewidth=2, label=f"{label} (smoothed)"
             )
-        ax.set_ylabel("loss")
-        ax.set_title("Discriminator and generator losses")
+        ax.set_ylabel("D and G losses")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right")
+        ax.legend(**OUTSIDE)
         if measured:
             self._plot_measured(axes[1, 0])
         axes[-1, 0].set_xlabel("epoch")
@@ -134,8 +137,7 @@ class LossPlot(Callback):
             if self.measured[name]:
                 x, y = zip(*self.measured[name], strict=True)
                 lines += axis.plot(x, y, "o-", color=color, label=name)
-        ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
-        ax.set_title("Validation metrics")
+        ax.legend(lines, [line.get_label() for line in lines], **OUTSIDE)
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history, "epoch_ends": self.epoch_ends, "measured": self.measured}

@@ -1,6 +1,8 @@
 """Saves a grid from the fixed noise every epoch and sends it to image-capable loggers: 8x8
 samples, or for a conditional model one row per class (up to 10) with the same latent down
-each column, each row labelled with its class name (and the names in the caption)."""
+each column, each row labelled with its class name (and the names in the caption); once per
+run a grid of real training images to compare with (`samples/real.png`). Small images are
+upscaled without smoothing to 64 pixels a side, so the grids can be looked at."""
 
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from torchvision.utils import make_grid, save_image
 
+from src.data.base import to_float
 from src.errors import integer
+from src.generate import viewable
 from src.models.gan_module import CLASS_GRID_COLUMNS
 
 
@@ -23,9 +27,23 @@ class SampleGrid(Callback):
         self.last: Path | None = None
 
     @rank_zero_only
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """64 real training images (a fixed draw), once per run."""
+        path = self.dirpath / "real.png"
+        data = getattr(trainer.datamodule, "source", None)
+        if path.exists() or data is None:
+            return
+        reference, _ = data.evaluation_split(64)
+        grid = make_grid(viewable(to_float(data.fetch(reference))), nrow=self.nrow,
+                         normalize=True, value_range=(-1, 1))  # fmt: skip
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        log_image(trainer, "real", grid, path, caption="real training images")
+
+    @rank_zero_only
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         labels = pl_module.fixed_labels
-        images = pl_module.sample(pl_module.fixed_noise, labels).float().cpu()
+        images = viewable(pl_module.sample(pl_module.fixed_noise, labels).float().cpu())
         caption, nrow = f"epoch {trainer.current_epoch}", self.nrow
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"epoch_{trainer.current_epoch:03d}.png"

@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.errors import ConfigError, blamed, choice, number
+from src.errors import ConfigError, choice, number
 from src.models.graphs import set_value
 from src.models.schedules import Cosine, RunLength, schedule_at
+from src.utils.instantiators import blamed
 
 LR_SCALING = ("none", "linear", "sqrt")
 Factory = Callable[..., torch.optim.Optimizer]

@@ -15,6 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.errors import ConfigError
+from src.metrics.names import HIGHER_IS_BETTER
 from src.utils.checkpoint import remove_orphaned_temp_files
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
@@ -159,20 +160,6 @@ def keep_earlier_launch(folder: Path) -> None:
             (folder / name).rename(earlier / name)
 
 
-def writable_dir(key: str, path: str | os.PathLike) -> Path:
-    """`path` as an existing (created) writable directory, checked before any work."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(key, str(path), "is a file; give a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(key, str(path), f"cannot create it ({error.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(key, str(path), "not writable")
-    return path
-
-
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -199,10 +186,19 @@ def job_failed(message: str, status: int) -> float:
 
 
 class SweepStatus(Callback):
-    """conf/hydra/default.yaml: after a multirun, one line per failed job and a non-zero exit
-    status if any failed (the worst: 1 for a bug, else the first's)."""
+    """conf/hydra/default.yaml: after a multirun, a line summing its jobs up (done, failed, the
+    best `optimized_metric` and where), one line per failed job and a non-zero exit status if
+    any failed (the worst: 1 for a bug, else the first's)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, Any]] = []  # (job folder, its optimized_metric or None)
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        value = job_return.return_value if job_return.status.name == "COMPLETED" else None
+        self.jobs.append((str(config.hydra.runtime.output_dir), value))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        print(self.summary(config.get("optimized_metric")), flush=True)
         if not FAILED_JOBS:
             return
         statuses = [status for _, _, status in FAILED_JOBS]
@@ -210,3 +206,13 @@ class SweepStatus(Callback):
         print(f"error: {len(FAILED_JOBS)} job(s) failed: {jobs}", file=sys.stderr, flush=True)
         FAILED_JOBS.clear()
         sys.exit(1 if 1 in statuses else statuses[0])
+
+    def summary(self, metric: str | None) -> str:
+        failed = len(FAILED_JOBS)
+        line = f"sweep: {len(self.jobs)} job(s), {len(self.jobs) - failed} done, {failed} failed"
+        scored = [(v, job) for job, v in self.jobs if isinstance(v, float) and v == v]
+        if metric and scored:
+            lower = metric not in HIGHER_IS_BETTER
+            value, job = min(scored) if lower else max(scored)
+            line += f"; best {metric} {value:.4g}: {job}"
+        return line

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src.config import TrainConfig
-from src.errors import ConfigError, blamed
+from src.errors import ConfigError
 
 SECTIONS = {f.name for f in fields(TrainConfig)}  # a key starting with one of these is absolute
 
@@ -132,3 +132,18 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
         return []
     built = (instantiate(c) for c in cfg.values() if c and "_target_" in c)
     return [obj for obj in built if obj is not None]  # a factory may decline (W&B unwritable)
+
+
+def blamed(arguments: dict[str, object], message: str) -> str | None:
+    """The argument a refusal's message is about: the one it names, else the one whose value
+    it quotes (None when that is not exactly one)."""
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", message.lower()))
+    named = [k for k in arguments if k.lower() in words]
+    if len(named) == 1:
+        return named[0]
+    quoted = [
+        k for k, v in arguments.items()
+        if isinstance(v, str | int | float) and not isinstance(v, bool)
+        and re.search(rf"(?<![\w.-]){re.escape(str(v))}(?![\w.-])", message)
+    ]  # fmt: skip
+    return quoted[0] if len(quoted) == 1 else None
