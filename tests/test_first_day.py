@@ -3,10 +3,12 @@ run's own settings, every advertised logger, the headline command on a laptop, p
 look at, what a mistake leaves, smoke runs that train both networks, `make help`, the config
 shown and logged, a sweep's summary."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from src.utils.checkpoint import load_checkpoint
@@ -125,3 +127,17 @@ def test_a_sweeps_last_line_sums_up_its_jobs(tmp_path):
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("sweep: 2 job(s), 2 done, 0 failed; best train/loss_g ")
     assert Path(line.rsplit(": ", 1)[1]).parent == sweep
+
+
+def test_readme_and_stored_notebooks_name_no_machine_paths():
+    """The stored outputs and the README are read on other machines: no /home/<user>, no /tmp
+    run folder, no checkout path (paths are shown relative to the working directory or ~)."""
+    machine = re.compile(r"(?<![\w.~$])/(?:home|root|tmp|Users|work)/[\w.-]+")
+    texts = {"README.md": (ROOT / "README.md").read_text()}
+    for name in ("01_quickstart.ipynb", "02_evaluate.ipynb"):
+        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
+        texts[name] = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain"))
+                                 for o in outputs)  # fmt: skip
+    found = {name: machine.findall(text) for name, text in texts.items()}
+    assert not any(found.values()), found

@@ -20,6 +20,7 @@ from torch import nn
 
 from src.metrics.quality import Featurizer
 from src.utils.checkpoint import atomic_write
+from src.utils.outputs import shown
 
 log = logging.getLogger(__name__)
 FEATURES = 128
@@ -169,7 +170,8 @@ def load_or_train(
         except Exception as error:  # a truncated or damaged cache is rebuilt, never trusted
             log.warning("Rebuilding the unreadable domain-model cache %s (%s)", path,
                         type(error).__name__)  # fmt: skip
-    log.info("Training the domain feature extractor on %d images (cached at %s)", len(images), path)
+    log.info("Training the domain feature extractor on %d images (cached at %s)", len(images),
+             shown(path))  # fmt: skip
     net, accuracy = train_domain_model(images, labels, epochs)
     log.info("Domain feature extractor: held-out accuracy %.3f", accuracy)
     saved = {

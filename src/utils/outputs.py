@@ -25,6 +25,17 @@ def writable_dir(key: str, path: str | os.PathLike) -> Path:
     return path
 
 
+def shown(path: str | os.PathLike) -> str:
+    """`path` as a log line shows it: relative to the working directory when under it or its
+    parent (a notebook's folder beside `outputs/`), else from `~` when under the home
+    directory, else absolute: stored logs and notebooks name no machine's checkout."""
+    path, here = Path(path).absolute(), Path.cwd()
+    for base, prefix in ((here, ""), (here.parent, "../"), (Path.home(), "~/")):
+        if path.is_relative_to(base) and path != base and base != Path(base.anchor):
+            return prefix + str(path.relative_to(base))
+    return str(path)
+
+
 @contextlib.contextmanager
 def stopped_by_signals(what: str) -> Iterator[None]:
     """SIGTERM and SIGINT (Ctrl-C) as `Interrupted` (exit 143 / 130, one line), so the code
