@@ -24,6 +24,7 @@ from src.cli import entry, one_line_errors, to_log_files
 from src.config import TrainConfig, check_keys
 from src.errors import ConfigError, EnvironmentFault, Interrupted, integer, number
 from src.utils.instantiators import instantiate, instantiate_list
+from src.utils.outputs import shown
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -42,7 +43,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if value is not None and value != getattr(data.hparams, key):
             raise ConfigError(f"model.{net}.{key}", value, f"must match data.{key}={cfg.data[key]}")
     classes = data.class_names() if cfg.model.get("conditional") else None
-    nets = {net: instantiate(cfg.model[net], num_classes=len(classes or []))
+    # D judges packs of model.pack images (a D that packs); not .get: its errors name no key
+    pack = cfg.model.pack if "pack" in cfg.model else 1
+    nets = {net: instantiate(cfg.model[net], num_classes=len(classes or []),
+                             **({"pack": pack} if net == "discriminator" and pack != 1 else {}))
             for net in ("generator", "discriminator")}  # fmt: skip
     check_trainer(cfg.trainer)
     optimizer = instantiate(cfg.optimizer).build(**nets)
@@ -134,8 +138,8 @@ def fit(
             rank_zero_info(f"{devices} processes share this machine's {os.cpu_count()} CPU "
                            "cores: each step takes longer than on one process")  # fmt: skip
         rank_zero_info(
-            f"Run directory: {cfg.paths.output_dir}; effective batch {cfg.data.batch_size} x "
-            f"{devices} device(s) = {cfg.data.batch_size * devices} "
+            f"Run directory: {shown(cfg.paths.output_dir)}; effective batch "
+            f"{cfg.data.batch_size} x {devices} device(s) = {cfg.data.batch_size * devices} "
             f"(optimizer.scale_lr={optimizer.scale_lr}); parameters: G "
             f"{count(model.generator):,}, D {count(model.discriminator):,}"
         )

@@ -29,19 +29,27 @@ def run_cli(*args, **kwargs):
     return run_in_any_process(*args, fresh_process=True, **kwargs)
 
 
+PACKED = ("model.pack=2", "model.discriminator.minibatch_std=4")  # groups within a rank's batch
+
+
 @pytest.mark.parametrize(
-    ("norm", "cuda_graph"), [("batch", False), ("spectral", False), ("spectral", True)]
-)
-def test_two_processes_train_in_one_run_dir_with_identical_weights(tmp_path, norm, cuda_graph):
+    ("norm", "cuda_graph", "options"),
+    [("batch", False, ()), ("spectral", False, ()), ("spectral", True, ()),
+     ("spectral", False, PACKED)],
+)  # fmt: skip
+def test_two_processes_train_in_one_run_dir_with_identical_weights(
+    tmp_path, norm, cuda_graph, options
+):
     """With spectral norm the power-iteration vectors (buffers) stay identical too, an R1
     penalty's gradients (a double backward) are part of the one all-reduce, and LeCam's
     moving averages (buffers) and ADA's p are taken over the global batch; the same through
-    model.cuda_graph's capture-ready step (its all-reduces inside, its step count kept)."""
+    model.cuda_graph's capture-ready step (its all-reduces inside, its step count kept), and
+    with packing and the minibatch std."""
     run_dir = tmp_path / "run"
     result = run_cli(
         "debug=fast", *TINY, *TWO_CPUS, "trainer.limit_train_batches=6",
         f"model.cuda_graph={str(cuda_graph).lower()}",
-        f"model.discriminator.norm={norm}", f"model.generator.norm={norm}",
+        f"model.discriminator.norm={norm}", f"model.generator.norm={norm}", *options,
         *(["model/regularizers=[r1,lecam]", "model.regularizers.r1.weight=1",
            "model.augmentation.interval=2", "model.augmentation.speed_images=1000",
            "model.augmentation.p=0.5"]

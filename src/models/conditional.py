@@ -7,7 +7,9 @@ projection (or auxiliary-classifier) head on D.
 - Critic: the base of every D. `features(x)` and `head(h)` come from the architecture;
   with classes it adds either the projection term <embed(y), h> (Miyato & Koyama 2018,
   "cGANs with projection discriminator") or an auxiliary classifier on h (Odena et al. 2017,
-  AC-GAN), whose logits D returns beside the real/fake logit.
+  AC-GAN), whose logits D returns beside the real/fake logit. Two options of every D against
+  mode collapse: the minibatch standard deviation before its last layer (Karras et al. 2018,
+  StyleGAN2's form) and packing, D judging `pack` images at once (PacGAN, Lin et al. 2018).
 """
 
 import torch
@@ -59,24 +61,62 @@ class ConditionalSequential(nn.Sequential):
         return x
 
 
+class MinibatchStd(nn.Module):
+    """One more feature: the standard deviation of each feature over a group of `group_size`
+    images, averaged over features and positions, as a constant map (or a column) for each
+    image of the group (Karras et al. 2018; StyleGAN2's form: groups of 4, one channel). A
+    collapsed batch shows 0 there, so D can tell it from a diverse real one. Groups are formed
+    within the batch D is given (a DDP rank's own); a batch that does not divide by the group
+    size uses the largest group size that divides it."""
+
+    def __init__(self, group_size: int):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n = h.shape[0]
+        group = next(g for g in range(min(self.group_size, n), 0, -1) if n % g == 0)
+        # image i is in group i % (n / group), as in StyleGAN2
+        grouped = h.float().reshape(group, n // group, *h.shape[1:])
+        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (n / group, ...)
+        std = std.flatten(1).mean(1).to(h.dtype).repeat(group)  # (n,)
+        shape = (n, 1, *h.shape[2:])
+        return torch.cat([h, std.view(n, *[1] * (h.dim() - 1)).expand(shape)], dim=1)
+
+
 class Critic(nn.Module):
     """Base of every D: `forward(images, labels=None)` -> one logit per image (and AC-GAN's class
-    logits); subclasses define `features` and `head` and call `condition_on(width)`. The class
-    term reads sum-pooled features: "is this class present", not a per-position template."""
+    logits); subclasses define `features` and `head` (built for `head_width(width)` inputs)
+    and call `condition_on(width)`. The class term reads sum-pooled features: "is this class
+    present", not a per-position template.
+
+    `pack` = m: D's input is m images side by side along channels (its first layer takes
+    `channels * m`), and it returns one logit per pack; labels stay one per image (m per
+    pack): the projection term uses the mean of a pack's class embeddings, AC-GAN's
+    classifier predicts each image's class (its logits come back one row per image)."""
 
     def __init__(
         self, ndf: int, norm: str, *, num_classes: int = 0, condition: str = "projection",
-        min_width: int = 1, norms: tuple[str, ...] = NORMS,
+        minibatch_std: int = 0, pack: int = 1, min_width: int = 1,
+        norms: tuple[str, ...] = NORMS,
     ):  # fmt: skip
         """Checks what every discriminator has: width (>= the architecture's `min_width`), norm
-        (one of `norms`) and condition. Subclasses pass the keyword-only ones as `**common`."""
+        (one of `norms`), condition, the minibatch-std group size (0: off) and the pack size.
+        Subclasses pass the keyword-only ones as `**common`."""
         super().__init__()
         integer("model.discriminator.ndf", ndf, low=min_width)
         choice("model.discriminator.norm", norm, norms)
         choice("model.condition", condition, CONDITIONS)
+        integer("model.discriminator.minibatch_std", minibatch_std, low=0)
+        self.pack = integer("model.pack", pack)
         self.num_classes, self.condition = num_classes, condition
+        self.minibatch_std = MinibatchStd(minibatch_std) if minibatch_std else None
         self.embed: nn.Embedding | None = None
         self.classifier: nn.Linear | None = None
+
+    def head_width(self, width: int) -> int:
+        """What the head reads: `width` features, and the minibatch std's one when it is on."""
+        return width + (self.minibatch_std is not None)
 
     def condition_on(self, width: int, spectral: bool) -> None:
         """The class embedding (projection) or classifier (acgan) over `width` features,
@@ -89,7 +129,7 @@ class Critic(nn.Module):
             if spectral:
                 spectral_norm(self.embed)
         else:
-            self.classifier = nn.Linear(width, self.num_classes)
+            self.classifier = nn.Linear(width, self.num_classes * self.pack)
             if spectral:
                 spectral_norm(self.classifier)
 
@@ -103,10 +143,17 @@ class Critic(nn.Module):
         self, images: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h = self.features(images)
-        logits = self.head(h).view(-1)
+        logits = self.head(self.with_std(h)).view(-1)
         if self.embed is None and self.classifier is None:
             return logits
         pooled = h.sum(dim=(2, 3)) if h.dim() == 4 else h  # global sum pooling
         if self.embed is not None:  # projection: + <embed(y), phi(x)>
-            return logits + (self.embed(labels) * pooled).sum(1)
-        return logits, self.classifier(pooled)
+            return logits + (self.class_embedding(labels, self.embed) * pooled).sum(1)
+        return logits, self.classifier(pooled).view(-1, self.num_classes)  # a row per image
+
+    def with_std(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.minibatch_std is None else self.minibatch_std(h)
+
+    def class_embedding(self, labels: torch.Tensor, embed: nn.Embedding) -> torch.Tensor:
+        """One embedding per D input: a pack's is the mean of its images' (one when m = 1)."""
+        return embed(labels).view(-1, self.pack, embed.embedding_dim).mean(1)

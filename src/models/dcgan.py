@@ -86,7 +86,7 @@ class Discriminator(Critic):
         scales = num_scales(image_size)
         # No BatchNorm on the first block (DCGAN paper, section 3).
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False),
+            nn.Conv2d(channels * self.pack, ndf, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         width = ndf
@@ -97,7 +97,7 @@ class Discriminator(Critic):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        layers.append(nn.Conv2d(self.head_width(width), 1, 4, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
         if norm == "spectral":  # instead of BatchNorm (Miyato et al. 2018)

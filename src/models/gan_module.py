@@ -51,6 +51,7 @@ class GANModule(LightningModule):
         metrics: SampleQuality | None = None,
         conditional: bool = False,
         d_steps_per_g_step: int = 1,
+        pack: int = 1,
         num_fixed_noise: int = 64,
         channels_last: bool = True,
         compile: bool = False,
@@ -83,6 +84,10 @@ class GANModule(LightningModule):
                 term.name = name  # logged as train/<name>
         self.regularizers = nn.ModuleDict(terms)
         self.d_steps_per_g_step = integer("model.d_steps_per_g_step", d_steps_per_g_step)
+        self.pack = integer("model.pack", pack)
+        if getattr(discriminator, "pack", 1) != pack:
+            raise ValueError(f"model.pack={pack} needs a D built for packs of {pack} images: "
+                             "build D with pack=model.pack, as src.train does")  # fmt: skip
         self.augmentation = augmentation if augmentation is not None else Augment()
         part("model.augmentation", self.augmentation, Augment,
              "a built-in one is chosen with model/augmentation=<name>")  # fmt: skip
@@ -256,8 +261,15 @@ class GANModule(LightningModule):
         return self.critic(images, labels, eager=self._compiled)[0]
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
-        """What D sees: images under the configured augmentation (identity if none)."""
-        return self.augmentation(images)
+        """What D sees: images under the configured augmentation (identity if none), each
+        augmented on its own, then `model.pack` consecutive images side by side along channels
+        (PacGAN: real packs and generated packs alike; labels stay one per image)."""
+        images = self.augmentation(images)
+        if self.pack == 1:
+            return images
+        n, c, h, w = images.shape
+        packed = images.reshape(n // self.pack, self.pack * c, h, w)
+        return packed.contiguous(memory_format=self.memory_format)
 
     def scheduled_parts(self) -> list[Any]:
         """The parts whose values may follow a schedule over the images seen."""
@@ -418,11 +430,14 @@ class GANModule(LightningModule):
         self.graphs = StepGraphs(blocked)
 
     def on_fit_start(self) -> None:
-        """What the batch size must allow (a term of pairs: 2 images); every rank its own noise
-        and augmentations: a seed drawn from the shared state (equal on all ranks after
-        seed_everything or a resume) plus the rank."""
+        """What the batch size must allow (whole packs; a term of pairs: 2 images); every rank
+        its own noise and augmentations: a seed drawn from the shared state (equal on all ranks
+        after seed_everything or a resume) plus the rank."""
         datamodule = self.trainer.datamodule
         batch = getattr(getattr(datamodule, "source", None), "hparams", None)
+        if batch is not None and batch.batch_size % self.pack:
+            raise ConfigError("data.batch_size", batch.batch_size, f"with model.pack={self.pack}: "
+                              f"allowed: a multiple of {self.pack} (D judges packs)")  # fmt: skip
         for name, term in self.regularizers.items():
             if batch is not None and (why := term.check_batch(batch.batch_size)):
                 raise ConfigError("data.batch_size", batch.batch_size,

@@ -182,7 +182,7 @@ class Discriminator(Critic):
             kernel_size, image_size,
         )  # fmt: skip
         widths = widths[::-1]  # from the image down
-        layers: list[nn.Module] = [conv(channels, widths[0])]
+        layers: list[nn.Module] = [conv(channels * self.pack, widths[0])]
         for stage, width in enumerate(widths):
             layers += [ResidualBlock(width, expansion, kernel_size, total)
                        for _ in range(blocks_per_stage)]  # fmt: skip
@@ -196,12 +196,12 @@ class Discriminator(Critic):
         projection = self.num_classes and self.condition == "projection"
         self.projection = None
         if projection:  # the reference's: <linear(phi(x)), embed(y)>, no unconditional term
-            self.projection = fan_in_init(nn.Linear(width, width, bias=False))
+            self.projection = fan_in_init(nn.Linear(self.head_width(width), width, bias=False))
             self.class_embed = nn.Embedding(self.num_classes, width)
             std = 1.0 / math.sqrt(width) / math.sqrt(self.num_classes)  # the reference's gain
             nn.init.normal_(self.class_embed.weight, 0.0, std)
         else:
-            self.linear = fan_in_init(nn.Linear(width, 1, bias=False))
+            self.linear = fan_in_init(nn.Linear(self.head_width(width), 1, bias=False))
             self.condition_on(width, spectral=False)  # AC-GAN's classifier, if asked for
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -215,4 +215,5 @@ class Discriminator(Critic):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.projection is None:
             return super().forward(images, labels)
-        return (self.projection(self.features(images)) * self.class_embed(labels)).sum(1)
+        h = self.projection(self.with_std(self.features(images)))
+        return (h * self.class_embedding(labels, self.class_embed)).sum(1)

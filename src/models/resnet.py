@@ -116,13 +116,13 @@ class Discriminator(Critic):
         _, _, divisors, downsample = layout(image_size)
         super().__init__(ndf, norm, min_width=max(divisors), norms=("spectral", "none"), **common)
         widths = [ndf // d for d in divisors]
-        blocks = [DBlock(channels, widths[0], downsample=True, first=True)]
+        blocks = [DBlock(channels * self.pack, widths[0], downsample=True, first=True)]
         blocks += [
             DBlock(a, b, down)
             for a, b, down in zip(widths[:-1], widths[1:], downsample, strict=True)
         ]
         self.blocks = nn.Sequential(*blocks)
-        self.linear = xavier(nn.Linear(widths[-1], 1), 1.0)
+        self.linear = xavier(nn.Linear(self.head_width(widths[-1]), 1), 1.0)
         if norm == "spectral":
             spectral_norm_convs(self)
         self.condition_on(widths[-1], spectral=norm == "spectral")

@@ -59,7 +59,7 @@ class Discriminator(Critic):
         bottom = bottom_width(image_size)
         widths = [ndf, ndf, 2 * ndf, 2 * ndf, 4 * ndf, 4 * ndf, 8 * ndf]
         layers: list[nn.Module] = []
-        width = channels
+        width = channels * self.pack
         for i, out in enumerate(widths):
             kernel, stride = (3, 1) if i % 2 == 0 else (4, 2)
             layers += [nn.Conv2d(width, out, kernel, stride, 1)]
@@ -68,7 +68,7 @@ class Discriminator(Critic):
             layers += [nn.LeakyReLU(0.1, inplace=True)]
             width = out
         self.net = nn.Sequential(*layers)
-        self.linear = nn.Linear(bottom**2 * width, 1)
+        self.linear = nn.Linear(bottom**2 * self.head_width(width), 1)
         if norm == "spectral":
             spectral_norm_convs(self)
         self.condition_on(width, spectral=norm == "spectral")
