@@ -132,3 +132,34 @@ def test_bad_option_values_name_their_keys(train_entry):
     assert status == 2 and "model.pack=0" in err, err
     status, err = train_entry(*TINY, "model.discriminator.minibatch_std=-1")
     assert status == 2 and "model.discriminator.minibatch_std=-1" in err, err
+
+
+def test_r3gan_resampling_is_the_references_per_channel_filter():
+    """One depthwise convolution (channels_last kept) equals filtering each channel alone with
+    the [1, 3, 3, 1] outer product (x 4 up), as the reference's resampling does."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8, 8)
+    kernel = r3gan.lowpass_kernel().view(1, 1, 4, 4)
+    flat = x.reshape(10, 1, 8, 8)
+    down = torch.nn.functional.conv2d(flat, kernel, stride=2, padding=1).view(2, 5, 4, 4)
+    up = torch.nn.functional.conv_transpose2d(flat, 4 * kernel, stride=2, padding=1)
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(r3gan.Resample(up=False)(nhwc), down, atol=1e-6)
+    assert torch.allclose(r3gan.Resample(up=True)(nhwc), up.view(2, 5, 16, 16), atol=1e-6)
+    assert r3gan.Resample(up=False)(nhwc).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_r3gan_at_its_cpu_width_trains_and_another_penalty_list_replaces_its_own(train_entry):
+    """model=r3gan_cpu trains; model=r3gan's R1 + R2 are one option (model/regularizers=r3gan),
+    so choosing others (or none) leaves no half node behind."""
+    status, err = train_entry(*TINY[2:], "model=r3gan_cpu", "trainer.max_epochs=1",
+                              "trainer.limit_train_batches=4")  # fmt: skip
+    assert status == 0, err
+    from src.train import compose_config
+
+    for chosen, names in (("[]", []), ("[r1,lecam]", ["r1", "lecam"])):
+        cfg = compose_config(["model=r3gan", f"model/regularizers={chosen}"])
+        chosen_nodes = cfg.model.get("regularizers") or {}
+        assert list(chosen_nodes) == names
+        assert all("_target_" in chosen_nodes[n] for n in names)
+    assert compose_config(["model=r3gan"]).model.regularizers.r2.schedule.end == 0.005

@@ -89,7 +89,7 @@ CASES = [
     (["ckpt_path={foreign}"], 2, "not a convgan/Lightning checkpoint"),
     (["optimizer.lrr=0.1"], 2, "optimizer.lrr: no such key; did you mean optimizer.lr?"),
     (["trainer.max_epoch=3"], 2, "trainer.max_epoch: no such key; did you mean trainer.max_epochs"),
-    (["model=dcgam"], 2, "model='dcgam': allowed: dcgan, r3gan, resnet, sngan"),
+    (["model=dcgam"], 2, "model='dcgam': allowed: dcgan, r3gan, r3gan_cpu, resnet, sngan"),
     (["optimizer=adamw"], 2, "optimizer='adamw': allowed: adam, adam_decay, sgd"),
 ]
 

@@ -52,6 +52,13 @@ CONFIGS = {
     "default-rpgan-r1r2": ["model/loss=rpgan", "model/regularizers=[r1,r2]",
                            "model.regularizers.r1.weight=0.05",
                            "model.regularizers.r2.weight=0.05"],
+    # issue 37: D against mode collapse, on the default
+    "default-mbstd": ["model.discriminator.minibatch_std=4"],  # StyleGAN2's group of 4
+    "default-pack2": ["model.pack=2"],  # PacGAN2
+    "default-pack4": ["model.pack=4"],  # PacGAN4
+    # R3GAN's networks at its CPU width (conf/model/r3gan_cpu.yaml: 8 wide, 1 block a stage,
+    # lazy R1/R2) with its Adam (beta1 0)
+    "r3gan-cpu": ["model=r3gan_cpu", *R3GAN_OPTIMIZER],
     # R3GAN at a CPU width: every stage 32 wide (groups of 16), 2 blocks, gamma 0.05, EMA
     "r3gan-32": ["model=r3gan", "model.generator.ngf=32", "model.discriminator.ndf=32",
                  *R3GAN_OPTIMIZER],

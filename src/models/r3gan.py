@@ -121,14 +121,13 @@ class Resample(nn.Module):
         self.register_buffer("kernel", lowpass_kernel().view(1, 1, 4, 4), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        flat = x.reshape(n * c, 1, h, w)
-        kernel = self.kernel.to(x.dtype)
+        # one depthwise convolution (groups = channels): no copy to a (n * c, 1, h, w) batch,
+        # and the input's memory format (channels_last) kept
+        c = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         if self.up:
-            y = F.conv_transpose2d(flat, 4 * kernel, stride=2, padding=1)
-        else:
-            y = F.conv2d(flat, kernel, stride=2, padding=1)
-        return y.view(n, c, y.shape[2], y.shape[3])
+            return F.conv_transpose2d(x, 4 * kernel, stride=2, padding=1, groups=c)
+        return F.conv2d(x, kernel, stride=2, padding=1, groups=c)
 
 
 class Generator(LatentGenerator):
