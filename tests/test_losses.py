@@ -226,9 +226,15 @@ def test_mode_seeking_is_the_inverse_image_to_latent_distance_ratio():
 
 def test_every_regularizer_option_builds_and_refuses_a_bad_value_by_its_own_key():
     for name in options("model/regularizers"):
-        assert part("model/regularizers", name).weight >= 0, name
+        built = part("model/regularizers", name)
+        if isinstance(built, dict):  # an option of several penalties (r3gan: R1 and R2)
+            assert built and all(each.weight >= 0 for each in built.values()), name
+            continue
+        assert built.weight >= 0, name
         with pytest.raises(ConfigError, match=r"^weight=-1: allowed: a number >= 0"):
             part("model/regularizers", name, weight=-1)
+    r3gan = part("model/regularizers", "r3gan")
+    assert (r3gan["r1"].side, r3gan["r2"].side) == ("real", "fake")
     assert (part("model/regularizers", "r1").side, part("model/regularizers", "r2").side) == (
         "real", "fake")  # fmt: skip
     with pytest.raises(ConfigError, match=r"^every=0: allowed: an integer >= 1"):
