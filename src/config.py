@@ -51,7 +51,7 @@ class ModelCheckpointSchema:
     """`callbacks.model_checkpoint` (conf/callbacks/default.yaml extends it): Lightning's
     ModelCheckpoint, which compares these values without checking their types."""
 
-    _target_: str = "pytorch_lightning.callbacks.ModelCheckpoint"
+    _target_: str = "src.callbacks.checkpoint.ModelCheckpoint"
     dirpath: str | None = None
     filename: str | None = None
     monitor: str | None = None
@@ -61,7 +61,7 @@ class ModelCheckpointSchema:
     save_top_k: int = 1
     every_n_epochs: int | None = None
     every_n_train_steps: int | None = None
-    train_time_interval: Any = None  # a datetime.timedelta or its {hours:, minutes:, ...}
+    train_time_interval: Any = None  # {_target_: datetime.timedelta, minutes: 30}
     save_on_train_epoch_end: bool | None = None
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import signal
+import subprocess
 import sys
 import traceback
 import warnings
@@ -190,32 +191,68 @@ class WithoutTips(logging.Filter):
 
 @contextlib.contextmanager
 def signals_as_exit_status(trainer: Any, output_dir: str) -> Iterator[None]:
-    """SIGTERM (Lightning saves nothing and raises SIGTERMException) and Ctrl-C (Lightning
-    stops gracefully, then exits 1) become `Interrupted`: exit 143 / 130 with where to resume;
-    a collective that fails because another process of the run died (gloo's or NCCL's plain
-    RuntimeError) an `EnvironmentFault`: exit 4, the same hint."""
+    """SIGTERM (Lightning stops after the batch in progress and raises SIGTERMException; our
+    ModelCheckpoint saves last.ckpt there) and Ctrl-C (Lightning stops gracefully, then exits
+    1) become `Interrupted`: exit 143 / 130 with where to resume. SIGUSR1, a cluster's
+    warning before its time limit (SLURM: `#SBATCH --signal=USR1@120`), stops the same way,
+    then requeues the SLURM job, whose `ckpt_path=auto` continues (set before `fit`, so
+    Lightning's own SLURM handler, which saves in the middle of a step, stays out). A
+    collective that fails because another process of the run died (gloo's or NCCL's plain
+    RuntimeError) is an `EnvironmentFault`: exit 4, the same hint."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     def kept() -> str:  # what was saved (read when stopped), and how to go on
         last = Path(output_dir) / "checkpoints" / "last.ckpt"
-        saved = f"{last} holds the last completed epoch" if last.is_file() else "no epoch completed"
-        return f"{saved}; continue with ckpt_path=auto hydra.run.dir={output_dir}"
+        saved = f"{shown(last)} holds the run up to its last save" if last.is_file() else (
+            "nothing was saved yet")  # fmt: skip
+        return (f"at step {trainer.global_step}; {saved}; continue with ckpt_path=auto "
+                f"hydra.run.dir={shown(output_dir)}")  # fmt: skip
 
+    warned: list[int] = []
+
+    def before_time_limit(number: int, frame: Any) -> None:
+        warned.append(number)
+        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's SIGTERM path: stop after this batch
+
+    usr1 = getattr(signal, "SIGUSR1", None)  # not on Windows
+    previous = signal.signal(usr1, before_time_limit) if usr1 else None
     try:
         yield
     except SIGTERMException:
-        raise Interrupted(f"stopped by SIGTERM; {kept()}", 128 + signal.SIGTERM) from None
+        if warned:
+            raise Interrupted(f"stopped by SIGUSR1 {kept()}{requeue()}", 128 + warned[0]) from None
+        raise Interrupted(f"stopped by SIGTERM {kept()}", 128 + signal.SIGTERM) from None
     except SystemExit:
         if trainer.interrupted:
-            raise Interrupted(f"stopped by SIGINT; {kept()}", 128 + signal.SIGINT) from None
+            raise Interrupted(f"stopped by SIGINT {kept()}", 128 + signal.SIGINT) from None
         raise
     except RuntimeError as error:
         if trainer.world_size > 1 and in_collective(error):
             first = (str(error).strip().splitlines() or [""])[0][:160]
             raise EnvironmentFault(
-                f"another process of this run stopped ({first}); {kept()}"
+                f"another process of this run stopped ({first}) {kept()}"
             ) from None
         raise
+    finally:
+        if usr1:
+            signal.signal(usr1, previous)
+
+
+def requeue() -> str:
+    """Puts this SLURM job (an array job's task too) back in the queue, from global rank 0
+    after last.ckpt is saved, as Lightning's SLURM environment does; '' outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if not job or os.environ.get("RANK", "0") != "0" or os.environ.get("SLURM_PROCID", "0") != "0":
+        return ""
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    except OSError as error:
+        return f"; requeueing SLURM job {job} failed: {error}"
+    if done.returncode != 0:
+        return f"; `scontrol requeue {job}` failed: {done.stderr.strip()[:160]}"
+    return f"; SLURM job {job} requeued"
 
 
 def in_collective(error: BaseException) -> bool:

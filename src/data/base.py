@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from src.data.sampling import ContiguousBatches, EpochSampler
+from src.data.sampling import ContiguousBatches, EpochSampler, ResumableLoader
 from src.data.transforms import fit_images
 from src.errors import ConfigError, choice, integer, number
 from src.utils.checkpoint import atomic_write
@@ -318,14 +318,14 @@ class ImageSource:
             sampler = EpochSampler(
                 len(self.images), h.batch_size, h.seed, rank, world_size, True, epoch, device
             )
-            return DataLoader(
+            return ResumableLoader(
                 self.with_labels(UInt8Images(self.images), device), batch_size=None,
                 sampler=sampler, generator=rng,
             )  # fmt: skip
         sampler = EpochSampler(
             len(self.dataset), h.batch_size, h.seed, rank, world_size, epoch_source=epoch
         )
-        return DataLoader(
+        return ResumableLoader(
             self.with_labels(self.dataset),
             batch_size=h.batch_size,
             sampler=sampler,

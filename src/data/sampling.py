@@ -2,13 +2,16 @@
 
 The order of epoch `e` depends only on (seed, e), never on how many batches were drawn
 before, so a resumed run sees exactly the batches an uninterrupted one would, and the
-resident and streaming paths see the same images in the same order.
+resident and streaming paths see the same images in the same order. `ResumableLoader` puts
+the position in the epoch into the checkpoint (Lightning's stateful-dataloader protocol), so
+a run stopped mid-epoch continues with the next unseen batch.
 """
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from src.errors import ConfigError
 
@@ -55,6 +58,8 @@ class EpochSampler(DistributedSampler):
         # batch (a host-to-GPU copy from pageable memory waits for the GPU to catch up)
         self.device = torch.device(device)
         self.batches_per_epoch = (num_items // world_size) // batch_size
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches done): a mid-epoch resume
+        self.epoch_started, self.first_batch = 0, 0  # what the latest iteration began with
         if num_items < world_size:  # not one image for each process
             raise ConfigError(
                 "trainer.devices", world_size,
@@ -75,12 +80,46 @@ class EpochSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator:
         indices = self.indices()
+        epoch = self.epoch_source() if self.epoch_source is not None else self.epoch
+        first = 0
+        if self.resume_at is not None and self.resume_at[0] == epoch:  # the rest of that epoch
+            first = min(self.resume_at[1], self.batches_per_epoch)
+        self.resume_at, self.epoch_started, self.first_batch = None, epoch, first
+        indices = indices[first * self.batch_size :]
         if self.batches:
             return iter(indices.to(self.device).split(self.batch_size))
         return iter(indices.tolist())
 
     def __len__(self) -> int:
         return self.batches_per_epoch * (1 if self.batches else self.batch_size)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an `EpochSampler` whose position in the epoch (the batches handed to
+    the training loop, counted as they leave the loader: workers' prefetching is not counted)
+    is its `state_dict`: Lightning saves it in every checkpoint and gives it back on resume, and
+    the sampler then starts that epoch at the next unseen batch. Lightning fetches no batch
+    ahead from a loader with a length, so the count is the batches trained on."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.position = (0, 0)  # (epoch, batches handed out in it)
+
+    def __iter__(self) -> Iterator:
+        batches = super().__iter__()  # starts the sampler's epoch (skipping what was trained)
+        sampler: EpochSampler = self.sampler
+        epoch, done = sampler.epoch_started, sampler.first_batch
+        self.position = (epoch, done)
+        for batch in batches:
+            done += 1
+            self.position = (epoch, done)
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.position[0], "batches": self.position[1]}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume_at = (int(state["epoch"]), int(state["batches"]))
 
 
 class ContiguousBatches(DistributedSampler):

@@ -23,7 +23,13 @@ from src.models.health import step_unless
 from src.models.losses import Loss
 from src.models.optim import Optimizers
 from src.models.regularizers import AuxiliaryClassifier, DStep, GStep, Regularizer, Seen, Weighted
-from src.models.resume import check_resumable, completed_epochs, rng_states, set_rng_states
+from src.models.resume import (
+    check_resumable,
+    completed_epochs,
+    reopen_stopped_epoch,
+    rng_states,
+    set_rng_states,
+)
 from src.utils.distributed import GANDDPStrategy
 
 MAX_GRID_ROWS, CLASS_GRID_COLUMNS = 10, 8  # the conditional sample grid: a row per class
@@ -94,6 +100,7 @@ class GANModule(LightningModule):
         self.generator_ema = ema(generator) if ema is not None else None
         self.quality = metrics or SampleQuality()
         self.images_seen = 0  # over all ranks: what the parts' schedules follow (checkpointed)
+        self.resumed_rng: dict[str, Any] | None = None  # this rank's RNG states, on a resume
         # buffers, so the grids of a resumed run continue from the same noise; with classes,
         # a row per class (up to 10) with the same latent down each column
         if conditional:
@@ -124,7 +131,9 @@ class GANModule(LightningModule):
         g_turn = batch_number % self.d_steps_per_g_step == 0
         scheduled = self.follow_schedules(real.shape[0] * self.trainer.world_size)
         if self.graphs is None:
-            return self.adversarial_step(real, labels, batch_number, g_turn) | scheduled
+            logs = self.adversarial_step(real, labels, batch_number, g_turn)
+            self.step_lr_schedules(g_turn)
+            return logs | scheduled
         kind = StepKind(
             g_turn, tuple(term.variant(batch_number) for term in self.regularizers.values()),
             self.augmentation.updates(batch_number), tuple(real.shape),
@@ -135,7 +144,15 @@ class GANModule(LightningModule):
             ), {"real": real, "labels": labels},
         )  # fmt: skip
         self.count_optimizer_steps(2 if g_turn else 1)
+        self.step_lr_schedules(g_turn)
         return logs | scheduled
+
+    def step_lr_schedules(self, g_turn: bool) -> None:
+        """Each network's lr schedule, per own step (manual optimization steps them), inside
+        the step: a checkpoint saved at this batch's end holds the schedules after it."""
+        for schedule, stepped in zip(self.lr_schedulers() or [], (True, g_turn), strict=False):
+            if stepped:
+                schedule.step()
 
     def adversarial_step(
         self, real: torch.Tensor, labels: torch.Tensor | None, batch_number: int, g_turn: bool
@@ -306,12 +323,7 @@ class GANModule(LightningModule):
         return skip
 
     def on_train_batch_end(self, outputs: dict[str, Any], batch: Any, batch_idx: int) -> None:
-        """The bookkeeping around a step (callbacks.health has read the skip flags): lr
-        schedules, and on log steps only (Lightning writes nothing on the others) logging."""
-        schedules = self.lr_schedulers() or []  # manual optimization steps them: per own step
-        for schedule, stepped in zip(schedules, (True, "train/loss_g" in outputs), strict=False):
-            if stepped:
-                schedule.step()
+        """Logging, on log steps only (Lightning writes nothing on the others)."""
         batch_index = self.trainer.fit_loop.total_batch_idx
         if (batch_index + 1) % self.trainer.log_every_n_steps and not self.trainer.should_stop:
             return
@@ -442,7 +454,9 @@ class GANModule(LightningModule):
             if batch is not None and (why := term.check_batch(batch.batch_size)):
                 raise ConfigError("data.batch_size", batch.batch_size,
                                   f"with model.regularizers.{name}: {why}")  # fmt: skip
-        if self.trainer.world_size > 1:
+        if self.trainer.world_size > 1 and self.resumed_rng is not None:
+            set_rng_states(self.resumed_rng)  # this rank's own, where it stopped
+        elif self.trainer.world_size > 1:
             shared = int(torch.randint(0, 2**62, (1,)))
             torch.manual_seed(shared + self.global_rank)
 
@@ -456,13 +470,15 @@ class GANModule(LightningModule):
         return (list(self.optimizer.built), schedules) if schedules else list(self.optimizer.built)
 
     def scheduled_batches(self) -> int:
-        """The batches this run trains, by the limit Lightning stops at first: its epochs, or
-        its steps (trainer.global_step counts each D and each G update)."""
+        """The batches this run trains: its epochs; with endless epochs (max_epochs=-1) its
+        steps (trainer.global_step counts each D and each G update). With epochs set,
+        trainer.max_steps stops the run without reshaping its schedules, so a run stopped
+        early by it and resumed without it trains exactly as one that never stopped."""
         trainer, d = self.trainer, self.d_steps_per_g_step
         limits = []
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             limits.append(int(trainer.num_training_batches) * trainer.max_epochs)
-        if trainer.max_steps > 0:  # B batches take B D steps and B // d G steps
+        elif trainer.max_steps > 0:  # B batches take B D steps and B // d G steps
             limits.append(math.ceil(trainer.max_steps * d / (d + 1)))
         if not limits:
             raise ConfigError(
@@ -474,6 +490,10 @@ class GANModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["optimizer_classes"] = self.optimizer.classes()
         checkpoint["rng_states"] = rng_states()  # noise and augmentation continue exactly
+        if self.trainer.world_size > 1:  # every rank's (each draws its own noise)
+            ranks: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(ranks, checkpoint["rng_states"])
+            checkpoint["rng_states_per_rank"] = ranks
         if self.config is not None:
             checkpoint["config"] = self.config
         if self.class_names is not None:
@@ -481,6 +501,7 @@ class GANModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_resumable(checkpoint, self, self.trainer.ckpt_path)
+        reopen_stopped_epoch(checkpoint)
         done, limit = completed_epochs(checkpoint), self.trainer.max_epochs
         if limit is not None and 0 < limit < done:
             raise ConfigError("trainer.max_epochs", limit, f"the checkpoint has trained {done} "
@@ -490,6 +511,9 @@ class GANModule(LightningModule):
                            f"of trainer.max_epochs={limit}")  # fmt: skip
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+        ranks = checkpoint.get("rng_states_per_rank")
+        if isinstance(ranks, list) and len(ranks) == self.trainer.world_size > 1:
+            self.resumed_rng = ranks[self.global_rank]  # set in on_fit_start
 
 
 def add_terms(loss: torch.Tensor, terms: Iterable[torch.Tensor | None]) -> torch.Tensor:

@@ -93,6 +93,23 @@ def completed_epochs(checkpoint: dict[str, Any]) -> int:
     return progress if isinstance(progress, int) else int(checkpoint.get("epoch", -1)) + 1
 
 
+def reopen_stopped_epoch(checkpoint: dict[str, Any]) -> None:
+    """Marks the epoch of a run that `trainer.max_steps` (or a signal) stopped mid-epoch as
+    unfinished, so a resume trains its remaining batches. Lightning ends such an epoch with
+    its end-of-epoch hooks and records it processed, as if its last batch had been trained;
+    resumed, it would start the next epoch and skip the rest (Lightning 2.6). The loader's
+    saved position (`src.data.sampling.ResumableLoader`) tells the two apart."""
+    loop = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    positions = (loop.get("state_dict") or {}).get("combined_loader")
+    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
+    if not positions or not epochs or not batches or batches.get("is_last_batch", True):
+        return
+    total = epochs["total"]
+    if total["started"] == total["processed"] == total["completed"] + 1:  # "ended" mid-epoch
+        for counts in (epochs["total"], epochs["current"]):
+            counts["processed"] -= 1
+
+
 def rng_states() -> dict[str, Any]:
     """Every RNG a training step may draw from, in weights-only-loadable types."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
