@@ -120,13 +120,26 @@ class EvaluateConfig(FromCheckpoint):
     inception_unverified: bool = False
 
 
+@dataclass
+class PrepareConfig:
+    """`python -m src.prepare`."""
+
+    data: Any = MISSING
+    out: str = MISSING
+    workers: int = 2
+    chunk_bytes: str = "64MB"
+    overwrite: bool = False
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
 # `${max:4,${model.d_steps_per_g_step}}` (conf/debug): a smoke run that steps G too
 OmegaConf.register_new_resolver("max", lambda *values: max(values), replace=True)
 # `${flat:...}` (conf/hydra): override_dirname keeps the `/` of model/loss=hinge (a subfolder)
 OmegaConf.register_new_resolver("flat", lambda name: str(name).replace("/", "_"), replace=True)
 
 for name, schema in (("train", TrainConfig), ("generate", GenerateConfig),
-                     ("evaluate", EvaluateConfig)):  # fmt: skip
+                     ("evaluate", EvaluateConfig), ("prepare", PrepareConfig)):  # fmt: skip
     ConfigStore.instance().store(name=f"{name}_schema", node=schema)
 ConfigStore.instance().store(group="schema", name="model_checkpoint", node=ModelCheckpointSchema)
 

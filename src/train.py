@@ -178,6 +178,8 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     # debug=overfit: our val sampler is a fixed contiguous slice (not shuffled), validation off
     warnings.filterwarnings("ignore", message=r"You requested to overfit but enabled val ")
+    # litdata's StreamingDataset has a length and splits the data across workers itself
+    warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 

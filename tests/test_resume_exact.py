@@ -99,13 +99,18 @@ def wait_for(path: Path, process: subprocess.Popen) -> None:
 
 @pytest.mark.slow  # a run SIGKILLed in a fresh interpreter (and its DDP peer), then resumed
 @pytest.mark.parametrize(
-    "where", ["digits", "digits, 2 processes", "folder through DataLoader workers"]
-)
+    "where", ["digits", "digits, 2 processes", "folder through DataLoader workers",
+              "streamed shards, 2 processes"],
+)  # fmt: skip
 def test_a_run_killed_anywhere_resumes_bitwise(tmp_path_factory, tmp_path, where):
     """SIGKILL (no handler runs) at a moment after the first step-interval checkpoint; the
     resume starts from that mid-epoch last.ckpt."""
     settings = {"digits": [], "digits, 2 processes": TWO}.get(where)
-    if settings is None:
+    if where.startswith("streamed"):
+        shards = tmp_path / "shards"
+        run_cli(f"out={shards}", "workers=1", module="src.prepare")
+        settings = [*TWO, "data=streaming", f"data.root={shards}", "data.num_workers=1"]
+    elif settings is None:
         root = fixtures.write_folder(tmp_path / "images", n=70)
         (root / "b" / "corrupt.png").unlink(missing_ok=True)
         settings = [*FOLDER, f"data.root={root}"]
