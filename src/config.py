@@ -118,6 +118,8 @@ class EvaluateConfig(FromCheckpoint):
     cache_dir: str | None = None
     inception_weights: str | None = None
     inception_unverified: bool = False
+    save_stats: str | None = None
+    ref_stats: str | None = None
 
 
 @dataclass

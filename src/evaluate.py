@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hydra
 import torch
+import torchmetrics
 from omegaconf import DictConfig
 
 from src.cli import entry, one_line_errors
@@ -38,6 +39,10 @@ def main(cfg: DictConfig) -> dict:
     writable_dir("out", out.parent)  # before minutes of work, not after
     if out.is_dir():
         raise ConfigError("out", str(out), "is a directory; give the JSON file's path")
+    if cfg.ref_stats and not Path(cfg.ref_stats).expanduser().is_file():
+        raise ConfigError("ref_stats", cfg.ref_stats, "no such file")
+    if cfg.save_stats:
+        writable_dir("save_stats", Path(cfg.save_stats).expanduser().parent)
     with writing("out"), stopped_by_signals(f"nothing was written to {out}"):
         report = evaluate(cfg, out)
     metrics, floor = report["metrics"], report["real_vs_real"] or {}
@@ -69,8 +74,14 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
             "data_root", data.hparams.root, f"{len(classes)} classes there; the checkpoint's "
             f"model makes {generator.num_classes} ({', '.join(generator.class_names or [])})",
         )  # fmt: skip
-    evaluator = Evaluator(data, num_real=cfg.num_real, epochs=cfg.domain_epochs,
-                          cache=cfg.cache_dir, inception=inception)  # fmt: skip
+    ref_stats = Path(cfg.ref_stats).expanduser() if cfg.ref_stats else None
+    evaluator = Evaluator(
+        data, num_real=cfg.num_real, epochs=cfg.domain_epochs, cache=cfg.cache_dir,
+        inception=inception, ref_stats=ref_stats,
+    )  # fmt: skip
+    if cfg.save_stats:
+        with writing("save_stats"):
+            evaluator.save_stats(Path(cfg.save_stats).expanduser(), cfg.num_real)
     # a conditional model: every class equally often, scored against the class asked for
     labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
     metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed, labels), labels)
@@ -82,6 +93,11 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         "domain_model_test_accuracy": evaluator.model.test_accuracy,
         "note": "domain-CNN features, not Inception: not comparable with published FIDs",
         "inception_weights": inception.provenance() if inception else None,
+        "extractor": evaluator.extractor,
+        "reference": {"stats": str(ref_stats), "provenance": evaluator.reference["provenance"]}
+        if evaluator.reference
+        else {"images": cfg.num_real},
+        "versions": {"torch": torch.__version__, "torchmetrics": torchmetrics.__version__},
     }
     text = json.dumps(report, indent=2) + "\n"
     atomic_write(out, lambda file: file.write(text.encode()))

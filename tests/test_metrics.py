@@ -18,7 +18,7 @@ from src.metrics.quality import (
     kernel_inception_distance,
     precision_recall_density_coverage,
 )
-from tests.conftest import run_cli
+from tests.conftest import TINY, run_cli
 from tests.test_reliability import Payload
 
 
@@ -307,3 +307,100 @@ def test_inception_weights_are_data_checked_before_any_work(tmp_path):
             InceptionFeatures(weights)
     assert not marker.exists()  # the pickle's code never ran
     assert len(WEIGHTS_SHA256) == 64 and WEIGHTS_SHA256.startswith("6726825d")
+
+
+# --- reference statistics (issue 38) and independent implementations --------------------------
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("stats") / "run"
+    run_cli("debug=fast", *TINY, "logger=csv", f"hydra.run.dir={run_dir}")
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def evaluate_json(ckpt: Path, out: Path, cache: Path, *extra: str, check: bool = True):
+    result = run_cli(f"ckpt_path={ckpt}", "n=200", "num_real=500", f"cache_dir={cache}",
+                     f"out={out}", *extra, module="src.evaluate", check=check)  # fmt: skip
+    return json.loads(out.read_text()) if check else result
+
+
+def test_saved_statistics_give_the_direct_comparison_and_a_pytorch_fid_file_is_read(
+    tiny_ckpt, tmp_path, domain_cache
+):
+    stats = tmp_path / "digits_32px.npz"
+    direct = evaluate_json(tiny_ckpt, tmp_path / "a.json", domain_cache, f"save_stats={stats}")
+    saved = np.load(stats, allow_pickle=False)
+    provenance = json.loads(str(saved["provenance"]))
+    assert saved["mu"].shape == (128,) and saved["sigma"].shape == (128, 128)
+    assert provenance["count"] == 500 and provenance["resolution"] == 32
+    assert provenance["extractor"]["name"] == "domain-cnn-v2"
+    assert provenance["extractor"] == direct["extractor"]
+    from_file = evaluate_json(tiny_ckpt, tmp_path / "b.json", domain_cache, f"ref_stats={stats}")
+    for name in ("fid", "kid", "precision", "recall", "density", "coverage"):
+        assert from_file["metrics"][name] == pytest.approx(direct["metrics"][name], abs=1e-6)
+    assert from_file["reference"]["provenance"] == provenance
+    # written by another tool: pytorch-fid's layout (mu, sigma), numpy's estimates
+    features = saved["features"]
+    elsewhere = tmp_path / "elsewhere.npz"
+    np.savez(elsewhere, mu=features.mean(0), sigma=np.cov(features, rowvar=False))
+    theirs = evaluate_json(tiny_ckpt, tmp_path / "c.json", domain_cache, f"ref_stats={elsewhere}")
+    assert theirs["metrics"]["fid"] == pytest.approx(direct["metrics"]["fid"], abs=1e-6)
+    assert "kid" not in theirs["metrics"] and theirs["reference"]["provenance"] is None
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fragment"),
+    [({"mu": np.zeros(2048), "sigma": np.eye(2048)}, "has 128 features"),
+     pytest.param({"m": np.zeros(3)}, "has no mu and sigma", marks=pytest.mark.slow),
+     pytest.param(None, "not a .npz", marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_statistics_of_another_extractor_or_no_statistics_are_refused_in_one_line(
+    tiny_ckpt, tmp_path, domain_cache, arrays, fragment
+):
+    path = tmp_path / "ref.npz"
+    if arrays is None:
+        path.write_bytes(b"not an npz")
+    else:
+        np.savez(path, **arrays)
+    result = evaluate_json(tiny_ckpt, tmp_path / "x.json", domain_cache, f"ref_stats={path}",
+                           check=False)  # fmt: skip
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert result.returncode == 2 and line.startswith("error: config error: ref_stats=")
+    assert fragment in line
+
+
+def random_features(n: int, d: int, seed: int, rank: int | None = None) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(seed)
+    if rank is None:
+        return torch.randn(n, d, generator=rng, dtype=torch.float64)
+    basis = torch.randn(rank, d, generator=rng, dtype=torch.float64)  # a nearly singular cov.
+    noise = 1e-6 * torch.randn(n, d, generator=rng, dtype=torch.float64)
+    return torch.randn(n, rank, generator=rng, dtype=torch.float64) @ basis + noise
+
+
+@pytest.mark.parametrize("rank", [None, 3])
+def test_frechet_distance_equals_pytorch_fids_also_near_singular_covariances(rank):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    real, fake = random_features(400, 16, 0, rank), random_features(400, 16, 1, rank) + 0.3
+    stats = [(x.mean(0).numpy(), np.cov(x.numpy(), rowvar=False)) for x in (real, fake)]
+    theirs = calculate_frechet_distance(*stats[0], *stats[1])
+    assert frechet_distance(real, fake) == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+
+
+def test_precision_recall_density_coverage_equal_the_prdc_package():
+    from prdc import compute_prdc
+
+    real, fake = random_features(300, 8, 2), random_features(300, 8, 3) * 1.3 + 0.2
+    ours = precision_recall_density_coverage(real, fake, k=5)
+    theirs = compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert float(ours[name]) == pytest.approx(theirs[name], abs=1e-8), name
+
+
+def test_kid_equals_torch_fidelitys_on_one_full_subset():
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    real, fake = random_features(500, 8, 4), random_features(500, 8, 5) + 0.1
+    theirs = kid_features_to_metric(real, fake, kid_subsets=1, kid_subset_size=500,
+                                    verbose=False)[KEY_METRIC_KID_MEAN]  # fmt: skip
+    assert kernel_inception_distance(real, fake) == pytest.approx(theirs, rel=1e-6, abs=1e-9)

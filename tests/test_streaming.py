@@ -40,7 +40,10 @@ def test_prepare_writes_shards_a_manifest_and_names_what_it_skipped(shards):
     assert (manifest["image_size"], manifest["channels"]) == (16, 3)
     assert manifest["images"] == 40 and manifest["classes"] == ["a", "b"]
     assert manifest["class_counts"] == [20, 20]
-    assert manifest["skipped"] == {"count": 1, "first": [str(out.parent / "images" / "a" / "broken.png")]}
+    assert manifest["skipped"] == {
+        "count": 1,
+        "first": [str(out.parent / "images" / "a" / "broken.png")],
+    }
     assert manifest["source"]["_target_"] == "src.data.folder.Folder"
     assert torch.load(out / "labels.pt", weights_only=True).tolist().count(0) == 20
     assert list(out.glob("chunk-*.bin")) and (out / "index.json").is_file()

@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchmetrics
 from torchmetrics import MetricCollection
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from src.data.base import ImageSource, cache_dir, to_float
 from src.errors import integer
-from src.metrics.domain import DomainModel, load_or_train
+from src.metrics import stats
+from src.metrics.domain import VERSION, DomainModel, load_or_train
 from src.metrics.inception import InceptionFeatures, Weights
 from src.metrics.quality import KID, flatten
+from src.metrics.stats import weights_hash
 
 
 def domain_model(
@@ -91,10 +94,10 @@ class Evaluator:
         epochs: int = 4,
         cache: str | Path | None = None,
         inception: Weights | None = None,
+        ref_stats: Path | None = None,
     ):
-        self.model = domain_model(data, epochs, cache)
+        self.data, self.model = data, domain_model(data, epochs, cache)
         reference, held_out = data.evaluation_split(num_real)
-        self.real, self.held_out = (to_float(data.fetch(i)) for i in (reference, held_out))
         self.real_labels = self.held_out_labels = None
         targets = data.targets() if data.images is not None else None
         if targets is not None:
@@ -106,7 +109,55 @@ class Evaluator:
                 "fid_inception": FrechetInceptionDistance(features, reset_real_features=False),
                 "kid_inception": KID(features, reset_real_features=False),
             })  # fmt: skip
-        self._update(self.real, True, self.real_labels)
+        # the statistics' extractor: Inception when its weights are given (pytorch-fid's)
+        self.stats_metric = "fid_inception" if inception else "fid"
+        extractor = self.metrics[self.stats_metric].inception
+        self.extractor = {
+            "name": "inception-v3-fid" if inception else f"domain-cnn-v{VERSION}",
+            "sha256": inception.sha256 if inception else weights_hash(self.model.net),
+        }  # fmt: skip
+        self.reference = None if ref_stats is None else stats.load(
+            ref_stats, self.extractor["name"], extractor.num_features)  # fmt: skip
+        self.held_out = to_float(data.fetch(held_out))
+        if self.reference is None or inception:
+            self.real = to_float(data.fetch(reference))
+            self._update(self.real, True, self.real_labels)
+        else:  # the domain reference from the file: no real image is featurised for it
+            self.use_reference(self.reference, num_real)
+
+    def use_reference(self, reference: dict, num_real: int) -> None:
+        """The reference side of the domain metrics from statistics: FID from mu and sigma,
+        KID and precision/recall/density/coverage from the features when the file has them;
+        what needs images (per-class, conditional) is left out."""
+        stats.set_reference(self.metrics["fid"], reference["mu"], reference["sigma"],
+                            reference["n"])  # fmt: skip
+        features = reference["features"]
+        for name in ("kid", "prdc"):
+            if features is not None:
+                self.metrics[name].real_features.append(features.double())
+            else:
+                self.metrics.pop(name)
+        if "conditional" in self.metrics:
+            self.metrics.pop("conditional")
+        self.real, self.real_labels = None, None
+
+    def save_stats(self, path: Path, num_real: int) -> dict:
+        """The reference set's statistics of the stats extractor, with their provenance."""
+        data, h = self.data, self.data.hparams
+        provenance = {
+            "dataset": {"class": type(data).__name__, "root": h.root,
+                        "fingerprint": data.fingerprint()},
+            "split": f"the first {num_real} images of the metric pool in its fixed order "
+                     "(seed 0; the rest is the real-vs-real floor's)",
+            "resolution": h.image_size, "channels": h.channels,
+            "count": int(self.metrics[self.stats_metric].real_features_num_samples),
+            "extractor": self.extractor,
+            "versions": {"torch": torch.__version__, "torchmetrics": torchmetrics.__version__},
+        }  # fmt: skip
+        real = self.metrics["prdc"].real_features if self.stats_metric == "fid" else []
+        features = torch.cat(list(real)) if len(real) else None
+        stats.save(path, self.metrics[self.stats_metric], features, provenance)
+        return provenance
 
     def _update(self, images: torch.Tensor, real: bool, labels: torch.Tensor | None) -> None:
         for start in range(0, len(images), 500):
