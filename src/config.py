@@ -120,6 +120,9 @@ class EvaluateConfig(FromCheckpoint):
     inception_unverified: bool = False
     save_stats: str | None = None
     ref_stats: str | None = None
+    ckpt_path: str | None = None  # or run_dir
+    run_dir: str | None = None
+    follow: bool = False
 
 
 @dataclass

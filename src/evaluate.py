@@ -22,9 +22,10 @@ from src.errors import ConfigError, integer
 from src.generate import generate
 from src.metrics.evaluator import Evaluator
 from src.metrics.inception import find_weights
+from src.metrics.over_time import score_run
 from src.models.loading import load_generator, stored_data
 from src.utils.checkpoint import atomic_write
-from src.utils.outputs import stopped_by_signals, writable_dir, writing
+from src.utils.outputs import shown, stopped_by_signals, writable_dir, writing
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate.yaml")
@@ -35,6 +36,15 @@ def main(cfg: DictConfig) -> dict:
     integer("num_real", cfg.num_real, 10, 10_000_000)
     integer("seed", cfg.seed, 0, 2**63 - 1)
     integer("domain_epochs", cfg.domain_epochs, 1, 1000)
+    if cfg.run_dir:  # the metrics over a run, one row per snapshot
+        if cfg.ckpt_path:
+            raise ConfigError("ckpt_path", cfg.ckpt_path, "give ckpt_path or run_dir, not both")
+        with stopped_by_signals("the rows scored so far are in metrics_over_time.csv"):
+            rows = score_run(cfg)
+        print(f"{len(rows)} snapshot(s) in {shown(Path(cfg.run_dir) / 'metrics_over_time.csv')}")
+        return {"rows": rows}
+    if not cfg.ckpt_path:
+        raise ConfigError("ckpt_path", None, "a checkpoint to evaluate (or run_dir=<run>)")
     out = Path(cfg.out).expanduser() if cfg.out else Path(f"{cfg.ckpt_path}.metrics.json")
     writable_dir("out", out.parent)  # before minutes of work, not after
     if out.is_dir():

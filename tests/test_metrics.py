@@ -404,3 +404,51 @@ def test_kid_equals_torch_fidelitys_on_one_full_subset():
     theirs = kid_features_to_metric(real, fake, kid_subsets=1, kid_subset_size=500,
                                     verbose=False)[KEY_METRIC_KID_MEAN]  # fmt: skip
     assert kernel_inception_distance(real, fake) == pytest.approx(theirs, rel=1e-6, abs=1e-9)
+
+
+SNAPSHOTS = ["debug=fast", *TINY, "logger=csv", "callbacks.snapshots.every_n_epochs=1"]
+
+
+def test_a_run_with_three_snapshots_gives_three_rows_and_a_plot(tmp_path, domain_cache):
+    run_dir = tmp_path / "run"
+    run_cli(*SNAPSHOTS, "trainer.max_epochs=3", f"hydra.run.dir={run_dir}")
+    assert sorted(p.name for p in (run_dir / "snapshots").iterdir()) == [
+        "epoch_001.ckpt", "epoch_002.ckpt", "epoch_003.ckpt"]  # fmt: skip
+    score = ("n=100", "num_real=300", f"cache_dir={domain_cache}", f"run_dir={run_dir}")
+    run_cli(*score, module="src.evaluate")
+    table = run_dir / "metrics_over_time.csv"
+    rows = list(csv.DictReader(table.open()))
+    assert [(r["snapshot"], r["epoch"]) for r in rows] == [
+        ("epoch_001.ckpt", "1"), ("epoch_002.ckpt", "2"), ("epoch_003.ckpt", "3")]  # fmt: skip
+    assert [int(r["images_seen"]) for r in rows] == [64, 128, 192]  # 4 batches of 16 an epoch
+    assert all(float(r["fid"]) > 0 and 0 <= float(r["recall"]) <= 1 for r in rows)
+    assert Image.open(run_dir / "plots" / "metrics_over_time.png").size[0] > 300
+    before = table.read_text()
+    again = run_cli(*score, module="src.evaluate")  # each snapshot is scored once
+    assert table.read_text() == before and "epoch_001" not in again.stdout
+
+
+@pytest.mark.slow  # training and its evaluation in two processes side by side
+def test_follow_scores_each_new_snapshot_and_stops_when_the_run_ends(tmp_path, domain_cache):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    run_dir = tmp_path / "run"
+    training = subprocess.Popen(
+        [sys.executable, "-m", "src.train", *SNAPSHOTS, "trainer.max_epochs=4",
+         "trainer.limit_train_batches=20", f"hydra.run.dir={run_dir}"], cwd=ROOT,
+    )  # fmt: skip
+    while not (run_dir / ".lock").exists() and training.poll() is None:
+        time.sleep(0.1)
+    following = subprocess.run(
+        [sys.executable, "-m", "src.evaluate", "n=100", "num_real=300",
+         f"cache_dir={domain_cache}", f"run_dir={run_dir}", "follow=true"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert training.wait(timeout=60) == 0
+    assert following.returncode == 0, following.stderr[-2000:]
+    rows = list(csv.DictReader((run_dir / "metrics_over_time.csv").open()))
+    assert [r["snapshot"] for r in rows] == [f"epoch_00{i}.ckpt" for i in (1, 2, 3, 4)]

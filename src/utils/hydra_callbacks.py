@@ -21,6 +21,20 @@ from src.utils.checkpoint import remove_orphaned_temp_files
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 
 
+def is_running(path: str | os.PathLike) -> bool:
+    """Whether a live process holds `<path>/.lock` (a run training in that directory)."""
+    try:
+        with open(Path(path) / ".lock") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(file, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
+
+
 class RunLock:
     """`with RunLock(path):` an OS file lock (flock, released with a killed process) on
     `<path>/.lock`; a second run into the directory is refused in one line."""
