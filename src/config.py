@@ -79,6 +79,8 @@ class TrainConfig:
     tags: list[str] = field(default_factory=list)
     seed: int = 42
     ckpt_path: str | None = None
+    # how a preset's published FID was measured (src.evaluate protocol=paper reads it)
+    protocol: Any = None
     optimized_metric: str | None = None
     # packages outside src whose classes a checkpoint's stored config may name (resume)
     trust: list[str] = field(default_factory=list)
@@ -120,6 +122,7 @@ class EvaluateConfig(FromCheckpoint):
     inception_unverified: bool = False
     save_stats: str | None = None
     ref_stats: str | None = None
+    protocol: str | None = None  # paper: the checkpoint preset's `protocol`
     ckpt_path: str | None = None  # or run_dir
     run_dir: str | None = None
     follow: bool = False

@@ -84,34 +84,58 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
             "data_root", data.hparams.root, f"{len(classes)} classes there; the checkpoint's "
             f"model makes {generator.num_classes} ({', '.join(generator.class_names or [])})",
         )  # fmt: skip
+    protocol = paper_protocol(cfg.protocol, config, inception)
+    n, num_real = (protocol["samples"], protocol["num_real"]) if protocol else (cfg.n, cfg.num_real)
     ref_stats = Path(cfg.ref_stats).expanduser() if cfg.ref_stats else None
     evaluator = Evaluator(
-        data, num_real=cfg.num_real, epochs=cfg.domain_epochs, cache=cfg.cache_dir,
+        data, num_real=num_real, epochs=cfg.domain_epochs, cache=cfg.cache_dir,
         inception=inception, ref_stats=ref_stats,
     )  # fmt: skip
     if cfg.save_stats:
         with writing("save_stats"):
-            evaluator.save_stats(Path(cfg.save_stats).expanduser(), cfg.num_real)
+            evaluator.save_stats(Path(cfg.save_stats).expanduser(), num_real)
     # a conditional model: every class equally often, scored against the class asked for
-    labels = torch.arange(cfg.n) % generator.num_classes if generator.num_classes else None
-    metrics = evaluator.evaluate(generate(generator, cfg.n, cfg.seed, labels), labels)
+    labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
+    metrics = evaluator.evaluate(generate(generator, n, cfg.seed, labels), labels)
     report = {
         "checkpoint": str(cfg.ckpt_path),
-        "n": cfg.n,
+        "n": n,
+        "protocol": protocol,
         "metrics": metrics,
-        "real_vs_real": evaluator.floor(cfg.n),
+        "real_vs_real": evaluator.floor(n),
         "domain_model_test_accuracy": evaluator.model.test_accuracy,
         "note": "domain-CNN features, not Inception: not comparable with published FIDs",
         "inception_weights": inception.provenance() if inception else None,
         "extractor": evaluator.extractor,
         "reference": {"stats": str(ref_stats), "provenance": evaluator.reference["provenance"]}
         if evaluator.reference
-        else {"images": cfg.num_real},
+        else {"images": num_real},
         "versions": {"torch": torch.__version__, "torchmetrics": torchmetrics.__version__},
     }
     text = json.dumps(report, indent=2) + "\n"
     atomic_write(out, lambda file: file.write(text.encode()))
     return report
+
+
+def paper_protocol(asked: str | None, config: dict, inception: object) -> dict | None:
+    """protocol=paper: the checkpoint preset's own measurement (its `protocol` node: samples,
+    reference images, extractor, resize, the published FID); null: this command's n/num_real."""
+    if asked is None:
+        return None
+    if asked != "paper":
+        raise ConfigError("protocol", asked, "allowed: paper, null")
+    protocol = config.get("protocol")
+    if not isinstance(protocol, dict):
+        raise ConfigError("protocol", asked, "the checkpoint's run names no protocol (the "
+                          "presets that cite a published FID do: conf/experiment/)")  # fmt: skip
+    if inception is None:
+        raise ConfigError(
+            "inception_weights", None, f"protocol=paper measures Inception-V3 FID as "
+            f"{protocol.get('source')} did: give torch-fidelity's FID weights",
+        )  # fmt: skip
+    integer("protocol.samples", protocol.get("samples"), 10, 1_000_000)
+    integer("protocol.num_real", protocol.get("num_real"), 10, 10_000_000)
+    return protocol
 
 
 if __name__ == "__main__":

@@ -452,3 +452,38 @@ def test_follow_scores_each_new_snapshot_and_stops_when_the_run_ends(tmp_path, d
     assert following.returncode == 0, following.stderr[-2000:]
     rows = list(csv.DictReader((run_dir / "metrics_over_time.csv").open()))
     assert [r["snapshot"] for r in rows] == [f"epoch_00{i}.ckpt" for i in (1, 2, 3, 4)]
+
+
+PROTOCOL = ("protocol={reported_fid:17.81,source:'a paper',samples:20,num_real:60,"
+            "reference:'the train split',extractor:inception,resize:bilinear}")  # fmt: skip
+
+
+def test_protocol_paper_needs_the_presets_protocol_and_inception_weights(
+    tiny_ckpt, tmp_path, domain_cache, monkeypatch
+):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no weights there
+    result = evaluate_json(tiny_ckpt, tmp_path / "x.json", domain_cache, "protocol=paper",
+                           check=False)  # fmt: skip
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert result.returncode == 2 and "protocol='paper'" in line and "names no protocol" in line
+    run_dir = tmp_path / "run"
+    run_cli("debug=fast", *TINY, "logger=csv", PROTOCOL, f"hydra.run.dir={run_dir}")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    result = evaluate_json(ckpt, tmp_path / "y.json", domain_cache, "protocol=paper",
+                           check=False)  # fmt: skip
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert result.returncode == 2 and "inception_weights" in line and "a paper" in line
+
+
+@pytest.mark.slow  # Inception-V3 on a CPU
+def test_protocol_paper_applies_the_presets_samples_and_reference(tmp_path, domain_cache):
+    run_dir = tmp_path / "run"
+    run_cli("debug=fast", *TINY, "logger=csv", PROTOCOL, f"hydra.run.dir={run_dir}")
+    weights = tmp_path / "inception.pth"
+    write_inception_weights(weights)
+    report = evaluate_json(run_dir / "checkpoints" / "last.ckpt", tmp_path / "p.json",
+                           domain_cache, "protocol=paper", f"inception_weights={weights}",
+                           "inception_unverified=true")  # fmt: skip
+    assert report["n"] == 20 and report["reference"] == {"images": 60}
+    assert report["protocol"]["reported_fid"] == 17.81 and "fid_inception" in report["metrics"]
+    assert report["inception_weights"]["loaded"] == "weights_only"
