@@ -46,7 +46,8 @@ COMMANDS = readme_commands()
 # and printed with `--cfg job`; their multi-process form is run by tests/test_ddp.py.
 COMPOSE_ONLY = ("trainer.devices=4", "hardware=ddp", "hydra/launcher=slurm")
 # Shrunk to test size where a README command asks for more
-SHRINK = {"trainer.max_epochs": "2", "n": "16", "data.batch_size": "16"}
+SHRINK = {"trainer.max_epochs": "2", "n": "16", "data.batch_size": "16",
+          "callbacks.snapshots.every_n_epochs": "1"}  # fmt: skip
 APPENDED = {  # test-size settings, each unless the command sets the key itself
     "debug": "fast", "data.batch_size": "16", "logger": "csv",
     "callbacks.progress_bar.refresh_rate": "0", "trainer.limit_val_batches": "0",
@@ -93,6 +94,10 @@ def test_every_readme_command_runs(tmp_path):
         "outputs/train/cond_run": str(tmp_path / "cond_run"),
         "outputs/train/big_run": str(tmp_path / "big_run"),
         "$HOME/pets": str(folder), "~/pets": str(folder), "~/pictures": str(folder),
+        "outputs/shards/pictures64": str(tmp_path / "shards"),
+        "outputs/train/streamed": str(tmp_path / "streamed"),
+        "outputs/train/snapped": str(tmp_path / "snapped"),
+        "stats/digits32.npz": str(tmp_path / "digits32.npz"),
     }  # fmt: skip
     sweep = reported = None
     for number, command in enumerate(COMMANDS):
