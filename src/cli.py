@@ -11,6 +11,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -124,7 +125,11 @@ def omegaconf_error(error: OmegaConfBaseException) -> str:
     if isinstance(error, MissingMandatoryValue):
         return f"{key}='???': required: set it"
     if isinstance(error, InterpolationResolutionError):
-        return f"{key}: cannot be resolved ({describe(error)})"
+        node = getattr(error, "child_node", None)
+        raw = str(node._value()) if node is not None else ""
+        read = sorted(set(re.findall(r"\$\{([\w.]+)\}", raw)))  # the keys it is made of
+        made_of = f" from {', '.join(read)}" if read else ""
+        return f"{key}: cannot be resolved{made_of} ({describe(error)})"
     node, value = getattr(error, "child_node", None), getattr(error, "value", None)
     if allowed := TYPES.get(type(node).__name__):
         return f"{key}={value!r}: allowed: {allowed}"

@@ -13,7 +13,9 @@ from src.models.regularizers import DStep, Regularizer
 
 
 class KillAt(Callback):
-    """SIGKILLs its own process after training batch `batch` (counted over the whole run).
+    """SIGKILLs its own process after training batch `batch` (counted over the whole run),
+    in a run that did not resume: `ckpt_path=auto` composes the run's stored overrides, this
+    callback included, and the resume must not crash again (in-process: the test's own).
 
     A real crash: no exception handling, no teardown, no final checkpoint.
     """
@@ -23,7 +25,7 @@ class KillAt(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         mine = self.rank is None or trainer.global_rank == self.rank
-        if trainer.fit_loop.total_batch_idx == self.batch and mine:
+        if trainer.fit_loop.total_batch_idx == self.batch and mine and not trainer.ckpt_path:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

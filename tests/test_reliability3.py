@@ -122,9 +122,15 @@ def test_a_signalled_generate_says_so_in_one_line_and_leaves_nothing(ckpt, tmp_p
 
 @pytest.mark.slow
 def test_a_signalled_evaluate_says_so_in_one_line(ckpt, tmp_path):
-    process = start("src.evaluate", f"ckpt_path={ckpt}", f"cache_dir={tmp_path / 'cache'}",
-                    f"out={tmp_path / 'm.json'}", "domain_epochs=200")  # fmt: skip
-    time.sleep(8)  # importing, then training the domain model
+    log = tmp_path / "stdout.txt"
+    with open(log, "w") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "src.evaluate", f"ckpt_path={ckpt}",
+             f"cache_dir={tmp_path / 'cache'}", f"out={tmp_path / 'm.json'}", "domain_epochs=200"],
+            cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    # signalled while it works (the domain model trains), not while Python imports
+    wait_for(lambda: "Training the domain feature extractor" in log.read_text(), 240)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     one_line(process.returncode, stderr, 143, "stopped by SIGTERM", "nothing was written")
