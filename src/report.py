@@ -10,7 +10,6 @@ and metrics. Jobs that failed or are still running are listed as such. No networ
 import argparse
 import base64
 import csv
-import fcntl
 import html
 import math
 import warnings
@@ -23,6 +22,7 @@ from src.cli import one_line_errors
 from src.errors import ConfigError
 from src.metrics.names import LOWER_IS_BETTER as METRICS_LOWER_IS_BETTER
 from src.utils.checkpoint import atomic_write
+from src.utils.hydra_callbacks import is_running
 
 LOWER_IS_BETTER = (*METRICS_LOWER_IS_BETTER, "train/loss_g", "train/loss_d")
 
@@ -56,20 +56,6 @@ class Job:
     def grid(self) -> Path | None:
         grids = sorted((self.path / "samples").glob("epoch_*.png"))
         return grids[-1] if grids else None
-
-
-def is_running(run_dir: Path) -> bool:
-    """True while a run holds its directory's lock (src/utils/hydra_callbacks.py)."""
-    lock = run_dir / ".lock"
-    if not lock.exists():
-        return False
-    with open(lock) as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(file, fcntl.LOCK_UN)
-    return False
 
 
 def cell(value: object) -> float | None:

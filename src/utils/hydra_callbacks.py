@@ -27,7 +27,7 @@ def is_running(path: str | os.PathLike) -> bool:
         with open(Path(path) / ".lock") as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError:
                 return True
             fcntl.flock(file, fcntl.LOCK_UN)
             return False
